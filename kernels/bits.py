@@ -1,0 +1,140 @@
+"""Bit-level helpers shared by the CPU and CUDA kernels: bitcasts and rounding to 16-bit floats.
+
+Numba has no float16/bfloat16 arrays, so 16-bit outputs are computed in float32 and rounded here to
+the 16-bit format with round-to-nearest-even, in integer arithmetic on the float32 bit pattern. The
+kernels write the returned bits into a ``uint16`` view of the output and take their accept/reject
+decisions on the returned float32 value, which equals the 16-bit value exactly; bounds therefore hold
+after rounding. One routine serves the CPU, the CUDA simulator and the GPU.
+
+Integers are carried as ``uint64`` holding 32-bit values, so the CUDA simulator (NumPy scalars)
+never overflows a ``uint32`` and never promotes a mixed ``uint64``/``int64`` expression to float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from ._jit import shared, shared_intrinsic
+
+# Format codes of the 16-bit outputs (kernels take them as a runtime argument).
+FORMAT_BFLOAT16 = 1
+FORMAT_FLOAT16 = 2
+
+_U16 = np.uint64(16)
+_U13 = np.uint64(13)
+_U1 = np.uint64(1)
+_SIGN32 = np.uint64(0x80000000)
+_ABS32 = np.uint64(0x7FFFFFFF)
+_BF16_ROUND = np.uint64(0x7FFF)
+_F16_ROUND = np.uint64(0xFFF)
+_F16_REBIAS = np.uint64(0x38000000)  # (127 - 15) << 23: float32 exponent bias minus float16's
+_F16_MIN_NORMAL32 = np.uint64(0x38800000)  # 2**-14 as float32 bits
+_F16_INF = np.uint64(0x7C00)
+_F16_SUBNORMAL_MAGIC32 = np.uint64(0x4B000000)  # float32 bits of 2**23
+_F32_TWO_POW_24 = np.float32(2.0**24)
+_F32_TWO_POW_23 = np.float32(2.0**23)
+_F32_TWO_POW_M24 = np.float32(2.0**-24)
+_F32_INF = np.float32(np.inf)
+_F32_ZERO = np.float32(0.0)
+
+
+def _float32_bits_py(x):
+    return np.uint64(np.float32(x).view(np.uint32))
+
+
+def _float32_from_bits_py(bits):
+    return np.uint32(bits).view(np.float32)
+
+
+@shared_intrinsic(_float32_bits_py)
+@intrinsic
+def float32_bits(typingctx, x):
+    """The IEEE bit pattern of a float32, zero-extended to uint64."""
+    if x != types.float32:
+        return None
+    signature = types.uint64(types.float32)
+
+    def codegen(context, builder, sig, args):
+        return builder.zext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+
+    return signature, codegen
+
+
+@shared_intrinsic(_float32_from_bits_py)
+@intrinsic
+def float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bit pattern is the low 32 bits of a uint64."""
+    if bits != types.uint64:
+        return None
+    signature = types.float32(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+
+    return signature, codegen
+
+
+@shared
+def round_bfloat16(x):
+    """Round a finite or infinite float32 to bfloat16, nearest-even.
+
+    Args:
+        x: float32 value (never NaN in warpinit's kernels).
+
+    Returns:
+        (bits, value): the bfloat16 bit pattern as uint64 and the same number as float32.
+    """
+    b = float32_bits(x)
+    rounded = (b + _BF16_ROUND + ((b >> _U16) & _U1)) >> _U16
+    return rounded, float32_from_bits(rounded << _U16)
+
+
+@shared
+def round_float16(x):
+    """Round a float32 to IEEE float16, nearest-even, with subnormals and overflow to infinity.
+
+    Args:
+        x: float32 value (never NaN in warpinit's kernels).
+
+    Returns:
+        (bits, value): the float16 bit pattern as uint64 and the same number as float32.
+    """
+    b = float32_bits(x)
+    sign = (b & _SIGN32) >> _U16
+    a = b & _ABS32
+    is_normal = a >= _F16_MIN_NORMAL32
+    # Normal float16 range: drop 13 mantissa bits with nearest-even, rebias the exponent. (The
+    # operands are clamped into each branch's range so that no lane over- or underflows.)
+    a_normal = a if is_normal else _F16_MIN_NORMAL32
+    normal = (a_normal - _F16_REBIAS + _F16_ROUND + ((a_normal >> _U13) & _U1)) >> _U13
+    normal = normal if normal < _F16_INF else _F16_INF
+    # Subnormal range: |x| * 2**24 rounded to an integer by adding 2**23 (exact, nearest-even).
+    x_subnormal = _F32_ZERO if is_normal else abs(x)
+    subnormal = float32_bits(x_subnormal * _F32_TWO_POW_24 + _F32_TWO_POW_23) - _F16_SUBNORMAL_MAGIC32
+    h = normal if is_normal else subnormal
+    value = float16_bits_to_float32(h)
+    return sign | h, -value if sign != np.uint64(0) else value
+
+
+@shared
+def float16_bits_to_float32(h):
+    """The float32 equal to a non-negative float16 bit pattern ``h`` (uint64, sign bit clear)."""
+    normal = float32_from_bits((h << _U13) + _F16_REBIAS)
+    subnormal = np.float32(h) * _F32_TWO_POW_M24
+    finite = normal if h >= np.uint64(0x400) else subnormal
+    return _F32_INF if h >= _F16_INF else finite
+
+
+@shared
+def round_16bit(x, fmt):
+    """Round float32 ``x`` to the 16-bit format ``fmt`` (FORMAT_BFLOAT16 or FORMAT_FLOAT16).
+
+    Returns:
+        (bits, value) as in ``round_bfloat16``.
+    """
+    if fmt == FORMAT_BFLOAT16:
+        return round_bfloat16(x)
+    return round_float16(x)

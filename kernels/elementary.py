@@ -1,0 +1,189 @@
+"""Branch-free log, sin and cos of uniforms built from random bits, shared by the CPU and CUDA kernels.
+
+PyPI's llvmlite carries no SVML, so a kernel loop that calls ``math.log`` or ``math.cos`` is a loop
+of scalar libm calls that LLVM cannot vectorise. The samplers only ever need the logarithm of a
+uniform ``n * 2**-bits`` with an integer ``n`` and the sine and cosine of ``2*pi*j * 2**-bits``, so
+this module computes exactly those from the integers, with selects instead of branches and
+polynomials instead of calls: range reduction is exact integer arithmetic, then
+
+* log: ``n`` is normalised by a branch-free binary search for its leading bit, the mantissa ``m`` is
+  brought into [sqrt(1/2), sqrt(2)) and ``log(m) = 2 atanh(t)`` with ``t = (m - 1) / (m + 1)``,
+  ``|t| <= 0.1716``, is summed as the odd series in ``t`` up to the term below half an ulp;
+* sin/cos: the angle's integer is split into a quadrant (rounded) and a remainder ``x`` in
+  [-pi/4, pi/4], where Taylor series to ``x**9``/``x**10`` (float32) and ``x**17``/``x**16``
+  (float64) are below half an ulp, and the quadrant swaps and negates the pair.
+
+The tests compare every float32 input of each function (2**24 of them) and a large float64 sample
+with libm in float64/extended precision. The GPU runs the same code (it could use libdevice, but
+one implementation keeps CPU and GPU values within an ulp of each other).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import shared
+
+_I1, _I2, _I4, _I8, _I16, _I32 = (np.int64(v) for v in (1, 2, 4, 8, 16, 32))
+
+# float32 -----------------------------------------------------------------------------------------
+_F32_ONE = np.float32(1.0)
+_F32_TWO = np.float32(2.0)
+_F32_SQRT_HALF = np.float32(math.sqrt(0.5))
+_F32_TWO_POW_M24 = np.float32(2.0**-24)
+# ln 2 split so that s * _F32_LN2_HI is exact for the |s| <= 25 that occur (fdlibm's logf constants).
+_F32_LN2_HI = np.float32(6.9313812256e-01)
+_F32_LN2_LO = np.float32(9.0580006145e-06)
+# log(1 + f) = 2 atanh(r), r = f / (2 + f): the series 2r + sum_k 2 r^(2k+1) / (2k+1).
+_F32_ATANH = tuple(np.float32(2.0 / (2 * k + 1)) for k in range(1, 5))
+_F32_HALF = np.float32(0.5)
+# Angle of one unit of a 24-bit integer angle: 2 pi / 2**24.
+_F32_ANGLE_UNIT = np.float32(2.0 * math.pi / 2.0**24)
+_F32_SIN = tuple(np.float32((-1) ** k / math.factorial(2 * k + 1)) for k in range(1, 5))
+_F32_COS = tuple(np.float32((-1) ** k / math.factorial(2 * k)) for k in range(1, 6))
+
+# float64 -----------------------------------------------------------------------------------------
+_F64_ONE = np.float64(1.0)
+_F64_SQRT_HALF = np.float64(math.sqrt(0.5))
+_F64_TWO_POW_M53 = np.float64(2.0**-53)
+# ln 2 split so that s * _F64_LN2_HI is exact for |s| < 2**11 (fdlibm's constants).
+_F64_LN2_HI = np.float64(6.93147180369123816490e-01)
+_F64_LN2_LO = np.float64(1.90821492927058770002e-10)
+_F64_ATANH = tuple(np.float64(2.0 / (2 * k + 1)) for k in range(1, 11))
+_F64_HALF = np.float64(0.5)
+_F64_ANGLE_UNIT = np.float64(2.0 * math.pi / 2.0**53)
+_F64_SIN = tuple(np.float64((-1) ** k / math.factorial(2 * k + 1)) for k in range(1, 9))
+_F64_COS = tuple(np.float64((-1) ** k / math.factorial(2 * k)) for k in range(1, 9))
+
+_Q24_HALF = np.int64(1 << 21)
+_Q53_HALF = np.int64(1 << 50)
+_I22 = np.int64(22)
+_I51 = np.int64(51)
+_I3 = np.int64(3)
+
+
+@shared
+def log_uniform24(n):
+    """log(n * 2**-24) in float32 for an integer n in [1, 2**24] (int64).
+
+    The result lies in [-16.636, 0]; its error is within 2 ulp of the exact value.
+    """
+    # Branch-free search for the leading bit: shift n into [2**23, 2**24].
+    s = np.int64(0)
+    t = n < np.int64(1 << 8)
+    n, s = (n << _I16, s + _I16) if t else (n, s)
+    t = n < np.int64(1 << 16)
+    n, s = (n << _I8, s + _I8) if t else (n, s)
+    t = n < np.int64(1 << 20)
+    n, s = (n << _I4, s + _I4) if t else (n, s)
+    t = n < np.int64(1 << 22)
+    n, s = (n << _I2, s + _I2) if t else (n, s)
+    t = n < np.int64(1 << 23)
+    n, s = (n << _I1, s + _I1) if t else (n, s)
+    # n * 2**-24 = m * 2**-s with m in [1/2, 1]; move m into [sqrt(1/2), sqrt(2)).
+    m = np.float32(n) * _F32_TWO_POW_M24
+    low = m < _F32_SQRT_HALF
+    m = m * _F32_TWO if low else m
+    s = s + _I1 if low else s
+    return _log_reduced_f32(m - _F32_ONE, np.float32(s))
+
+
+@shared
+def sincos_turn24(j):
+    """(sin, cos) of the angle 2*pi * j * 2**-24 in float32, for an integer j in [0, 2**24) (int64)."""
+    q = (j + _Q24_HALF) >> _I22
+    x = np.float32(j - (q << _I22)) * _F32_ANGLE_UNIT
+    x2 = x * x
+    s = _F32_SIN[3]
+    s = s * x2 + _F32_SIN[2]
+    s = s * x2 + _F32_SIN[1]
+    s = s * x2 + _F32_SIN[0]
+    s = x + x * x2 * s
+    c = _F32_COS[4]
+    c = c * x2 + _F32_COS[3]
+    c = c * x2 + _F32_COS[2]
+    c = c * x2 + _F32_COS[1]
+    c = c * x2 + _F32_COS[0]
+    c = _F32_ONE + x2 * c
+    return _quadrant(q, s, c)
+
+
+@shared
+def log_uniform53(n):
+    """log(n * 2**-53) in float64 for an integer n in [1, 2**53] (int64); within 2 ulp."""
+    s = np.int64(0)
+    t = n < np.int64(1 << 21)
+    n, s = (n << _I32, s + _I32) if t else (n, s)
+    t = n < np.int64(1 << 37)
+    n, s = (n << _I16, s + _I16) if t else (n, s)
+    t = n < np.int64(1 << 45)
+    n, s = (n << _I8, s + _I8) if t else (n, s)
+    t = n < np.int64(1 << 49)
+    n, s = (n << _I4, s + _I4) if t else (n, s)
+    t = n < np.int64(1 << 51)
+    n, s = (n << _I2, s + _I2) if t else (n, s)
+    t = n < np.int64(1 << 52)
+    n, s = (n << _I1, s + _I1) if t else (n, s)
+    m = np.float64(n) * _F64_TWO_POW_M53
+    low = m < _F64_SQRT_HALF
+    m = m * np.float64(2.0) if low else m
+    s = s + _I1 if low else s
+    return _log_reduced_f64(m - _F64_ONE, np.float64(s))
+
+
+@shared
+def sincos_turn53(j):
+    """(sin, cos) of the angle 2*pi * j * 2**-53 in float64, for an integer j in [0, 2**53) (int64)."""
+    q = (j + _Q53_HALF) >> _I51
+    x = np.float64(j - (q << _I51)) * _F64_ANGLE_UNIT
+    x2 = x * x
+    s = _F64_SIN[7]
+    for k in range(6, -1, -1):
+        s = s * x2 + _F64_SIN[k]
+    s = x + x * x2 * s
+    c = _F64_COS[7]
+    for k in range(6, -1, -1):
+        c = c * x2 + _F64_COS[k]
+    c = _F64_ONE + x2 * c
+    return _quadrant(q, s, c)
+
+
+@shared
+def _log_reduced_f32(f, e):
+    """log(1 + f) - e * ln 2 in float32, for f in [sqrt(1/2) - 1, sqrt(2) - 1) exact (fdlibm's form:
+    the leading term f is exact and the correction is small, so the error stays within an ulp)."""
+    r = f / (_F32_TWO + f)
+    z = r * r
+    big_r = _F32_ATANH[3]
+    big_r = big_r * z + _F32_ATANH[2]
+    big_r = big_r * z + _F32_ATANH[1]
+    big_r = big_r * z + _F32_ATANH[0]
+    big_r = big_r * z
+    half_f2 = _F32_HALF * f * f
+    return (f - (half_f2 - (r * (half_f2 + big_r) - e * _F32_LN2_LO))) - e * _F32_LN2_HI
+
+
+@shared
+def _log_reduced_f64(f, e):
+    """log(1 + f) - e * ln 2 in float64 (as ``_log_reduced_f32``)."""
+    r = f / (np.float64(2.0) + f)
+    z = r * r
+    big_r = _F64_ATANH[9]
+    for k in range(8, -1, -1):
+        big_r = big_r * z + _F64_ATANH[k]
+    big_r = big_r * z
+    half_f2 = _F64_HALF * f * f
+    return (f - (half_f2 - (r * (half_f2 + big_r) - e * _F64_LN2_LO))) - e * _F64_LN2_HI
+
+
+@shared
+def _quadrant(q, s, c):
+    """(sin, cos) of q * pi/2 + x from s = sin(x), c = cos(x)."""
+    swap = (q & _I1) == _I1
+    sin_x = c if swap else s
+    cos_x = s if swap else c
+    sin_x = -sin_x if (q & _I2) == _I2 else sin_x
+    cos_x = -cos_x if ((q + _I1) & _I2) == _I2 else cos_x
+    return sin_x, cos_x
