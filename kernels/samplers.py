@@ -1,0 +1,323 @@
+"""Candidates of warpinit's samplers from Philox words, shared by the CPU and CUDA kernels.
+
+Every sampler is one rejection loop over the counter contract (see ``philox``): element i's a-th
+candidate is computed from the Philox call of its group at attempt a, turned into the output value
+``loc + scale * z`` (rounded to the output format) and accepted when the proposal accepts it and the
+rounded value lies in ``[lo, hi]``. The methods:
+
+========================  =====================================  ========  ========
+method                    candidate z                            G float32 G float64
+========================  =====================================  ========  ========
+METHOD_UNIFORM            u in [0, 1)                            4         2
+METHOD_NORMAL             Box-Muller, two elements per pair      4         2
+METHOD_ROBERT_UNIFORM     a + width * u1, accepted when          2         1
+                          log u2 <= (m^2 - z^2) / 2
+METHOD_ROBERT_EXPONENTIAL a - log(u1) / alpha, accepted when     2         1
+                          log u2 <= -(z - alpha)^2 / 2
+========================  =====================================  ========  ========
+
+The Robert methods (Robert, "Simulation of truncated normal variables", Statistics and Computing
+1995) serve truncation intervals where the normal proposal accepts poorly; ``plan`` chooses them and
+their parameters (``a``, ``width``, ``alpha``, ``m`` in standard deviations, and ``sign`` = -1 to
+mirror an interval left of zero).
+
+Which words a lane reads (w0..w3 are the call's words; a 64-bit value is (high word, low word)):
+
+* float32 uniform: lane l reads w_l; u = (w_l >> 8) * 2**-24.
+* float32 normal: lanes 0, 1 share (w0, w1) and lanes 2, 3 share (w2, w3); the first word gives the
+  radius sqrt(-2 log u), u = ((w >> 8) + 1) * 2**-24 in (0, 1], the second the angle
+  2 pi (w >> 8) * 2**-24; the even lane takes the cosine, the odd lane the sine.
+* float32 Robert: lane l reads (w_2l, w_2l+1): the first word proposes, the second accepts.
+* float64 uniform: lane l reads (w_2l, w_2l+1); u = (64-bit value >> 11) * 2**-53.
+* float64 normal: (w0, w1) gives the radius, (w2, w3) the angle; lane 0 cosine, lane 1 sine.
+* float64 Robert: (w0, w1) proposes, (w2, w3) accepts.
+
+Float32 normals reach 5.77 standard deviations at most (24-bit uniforms), as TensorFlow's and
+PyTorch's Box-Muller do; truncated normals beyond that use the Robert methods, which have no limit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import shared
+from .bits import round_16bit
+from .elementary import log_uniform24, log_uniform53, sincos_turn24, sincos_turn53
+from .philox import philox_group
+
+METHOD_UNIFORM = 0
+METHOD_NORMAL = 1
+METHOD_ROBERT_UNIFORM = 2
+METHOD_ROBERT_EXPONENTIAL = 3
+
+# Output formats: float32/float64 written as they are, or rounded to a 16-bit format (bits.FORMAT_*).
+FORMAT_NATIVE = 0
+
+# Attempts after which a redraw loop gives up on an element and reports it (see fill_cpu): never
+# reached by a valid configuration, whose attempts each succeed with probability above 0.3.
+MAX_ATTEMPTS = 1 << 16
+
+# A rejected candidate leaves this in the output until it is redrawn: NaN, never a valid output.
+SENTINEL16 = np.uint16(0x7FFF)  # a NaN in both bfloat16 and float16
+_NAN32 = np.float32(np.nan)
+
+_U8 = np.uint64(8)
+_U11 = np.uint64(11)
+_U32 = np.uint64(32)
+_I1 = np.int64(1)
+_F32_TWO_POW_M24 = np.float32(2.0**-24)
+_F64_TWO_POW_M53 = np.float64(2.0**-53)
+_F32_MINUS_TWO = np.float32(-2.0)
+_F64_MINUS_TWO = np.float64(-2.0)
+_F32_HALF = np.float32(0.5)
+_F64_HALF = np.float64(0.5)
+
+
+def group_size(method: int, double: bool) -> int:
+    """Elements per Philox call (G of the counter contract) for a method and precision."""
+    words = 1 if method in (METHOD_UNIFORM, METHOD_NORMAL) else 2
+    return 4 // (2 * words if double else words)
+
+
+# float32 (also for 16-bit outputs) ---------------------------------------------------------------
+
+
+@shared
+def uniform24(w):
+    """u in [0, 1) from the top 24 bits of a 32-bit word: never rounds to 1."""
+    return np.float32(np.int64(w >> _U8)) * _F32_TWO_POW_M24
+
+
+@shared
+def log_open_uniform24(w):
+    """log(u) for u = ((w >> 8) + 1) * 2**-24 in (0, 1]: never log(0)."""
+    return log_uniform24(np.int64(w >> _U8) + _I1)
+
+
+@shared
+def box_muller24(w_radius, w_angle):
+    """Two independent standard normals (cosine branch, sine branch) from two 32-bit words."""
+    r = np.float32(math.sqrt(_F32_MINUS_TWO * log_open_uniform24(w_radius)))
+    s, c = sincos_turn24(np.int64(w_angle >> _U8))
+    return r * c, r * s
+
+
+@shared
+def robert24(method, w_propose, w_accept, a, width, alpha, m, sign):
+    """One Robert candidate (z, accepted by the proposal) in float32, mirrored by ``sign``."""
+    log_u = log_open_uniform24(w_accept)
+    if method == METHOD_ROBERT_UNIFORM:
+        z = a + width * uniform24(w_propose)
+        ok = log_u <= (m - z) * (m + z) * _F32_HALF
+    else:
+        z = a - log_open_uniform24(w_propose) / alpha
+        d = z - alpha
+        ok = log_u <= -(d * d) * _F32_HALF
+    return sign * z, ok
+
+
+@shared
+def lane_candidate24(method, lane, w0, w1, w2, w3, p):
+    """Candidate (z, ok) of one lane of a group, float32; ``p`` as in ``emit`` plus the proposal."""
+    if method == METHOD_UNIFORM:
+        w = w0 if lane == 0 else (w1 if lane == 1 else (w2 if lane == 2 else w3))
+        return uniform24(w), True
+    if method == METHOD_NORMAL:
+        first = lane < 2
+        c, s = box_muller24(w0 if first else w2, w1 if first else w3)
+        return (c if (lane & 1) == 0 else s), True
+    first = lane == 0
+    return robert24(method, w0 if first else w2, w1 if first else w3, p[4], p[5], p[6], p[7], p[8])
+
+
+# float64 -----------------------------------------------------------------------------------------
+
+
+@shared
+def join64(hi, lo):
+    """The 64-bit value of two 32-bit words (uint64)."""
+    return (hi << _U32) | lo
+
+
+@shared
+def uniform53(hi, lo):
+    """u in [0, 1) from the top 53 bits of a 64-bit value."""
+    return np.float64(np.int64(join64(hi, lo) >> _U11)) * _F64_TWO_POW_M53
+
+
+@shared
+def log_open_uniform53(hi, lo):
+    """log(u) for u = ((x >> 11) + 1) * 2**-53 in (0, 1]."""
+    return log_uniform53(np.int64(join64(hi, lo) >> _U11) + _I1)
+
+
+@shared
+def box_muller53(w0, w1, w2, w3):
+    """Two independent standard normals (cosine, sine) in float64 from four words."""
+    r = np.float64(math.sqrt(_F64_MINUS_TWO * log_open_uniform53(w0, w1)))
+    s, c = sincos_turn53(np.int64(join64(w2, w3) >> _U11))
+    return r * c, r * s
+
+
+@shared
+def robert53(method, w0, w1, w2, w3, a, width, alpha, m, sign):
+    """One Robert candidate (z, ok) in float64: (w0, w1) propose, (w2, w3) accept."""
+    log_u = log_open_uniform53(w2, w3)
+    if method == METHOD_ROBERT_UNIFORM:
+        z = a + width * uniform53(w0, w1)
+        ok = log_u <= (m - z) * (m + z) * _F64_HALF
+    else:
+        z = a - log_open_uniform53(w0, w1) / alpha
+        d = z - alpha
+        ok = log_u <= -(d * d) * _F64_HALF
+    return sign * z, ok
+
+
+@shared
+def lane_candidate53(method, lane, w0, w1, w2, w3, p):
+    """Candidate (z, ok) of one lane of a group, float64."""
+    if method == METHOD_UNIFORM:
+        return uniform53(w0 if lane == 0 else w2, w1 if lane == 0 else w3), True
+    if method == METHOD_NORMAL:
+        c, s = box_muller53(w0, w1, w2, w3)
+        return (c if lane == 0 else s), True
+    return robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
+
+
+# Output ------------------------------------------------------------------------------------------
+
+
+@shared
+def emit_native(out, o, z, ok, p, fmt):
+    """Write candidate ``z`` as ``loc + scale * z`` at ``out[o]`` if accepted, else NaN.
+
+    Args:
+        out: float32 or float64 array.
+        o: index into ``out``.
+        z: candidate in standard units (float32, or float64 for float64 outputs).
+        ok: whether the proposal accepted it.
+        p: parameters (loc, scale, lo, hi, a, width, alpha, m, sign) in the compute dtype; the
+           value is accepted when lo <= value <= hi.
+        fmt: unused (FORMAT_NATIVE); present so that both emitters share one signature.
+
+    Returns:
+        Whether the value was accepted.
+    """
+    y = p[0] + p[1] * z
+    good = ok & (y >= p[2]) & (y <= p[3])
+    out[o] = y if good else _NAN32
+    return good
+
+
+@shared
+def emit_16bit(out, o, z, ok, p, fmt):
+    """As ``emit_native`` for a uint16 view of a 16-bit output: round ``loc + scale * z`` (float32) to
+    ``fmt`` (bits.FORMAT_BFLOAT16 or FORMAT_FLOAT16), accept on the rounded value, write its bits or
+    the sentinel."""
+    bits, v = round_16bit(p[0] + p[1] * z, fmt)
+    good = ok & (v >= p[2]) & (v <= p[3])
+    out[o] = np.uint16(bits) if good else SENTINEL16
+    return good
+
+
+@shared
+def pending_native(out, o, fmt):
+    """Whether float ``out[o]`` still holds the NaN of a rejected candidate."""
+    v = out[o]
+    return v != v
+
+
+@shared
+def pending_16bit(out, o, fmt):
+    """Whether 16-bit ``out[o]`` (uint16 view) still holds the sentinel of a rejected candidate."""
+    return out[o] == SENTINEL16
+
+
+# Whole groups (the GPU's first pass) --------------------------------------------------------------
+
+
+@shared
+def group_candidates24(method, w0, w1, w2, w3, p):
+    """The candidates of all lanes of a float32 group: (z0, z1, z2, z3, ok0, ok1, ok2, ok3).
+
+    Lanes beyond the method's group size (2 for Robert methods) are returned as rejected zeros.
+    """
+    if method == METHOD_UNIFORM:
+        return uniform24(w0), uniform24(w1), uniform24(w2), uniform24(w3), True, True, True, True
+    if method == METHOD_NORMAL:
+        c0, s0 = box_muller24(w0, w1)
+        c1, s1 = box_muller24(w2, w3)
+        return c0, s0, c1, s1, True, True, True, True
+    z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
+    z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
+    zero = z0 - z0
+    return z0, z1, zero, zero, ok0, ok1, False, False
+
+
+@shared
+def group_candidates53(method, w0, w1, w2, w3, p):
+    """As ``group_candidates24`` for float64 groups (2 lanes, or 1 for Robert methods)."""
+    if method == METHOD_UNIFORM:
+        z0 = uniform53(w0, w1)
+        return z0, uniform53(w2, w3), z0 - z0, z0 - z0, True, True, False, False
+    if method == METHOD_NORMAL:
+        c, s = box_muller53(w0, w1, w2, w3)
+        return c, s, c - c, c - c, True, True, False, False
+    z, ok = robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
+    return z, z - z, z - z, z - z, ok, False, False, False
+
+
+# Output kinds and the templates they specialise -------------------------------------------------------
+
+# The names a kernel template calls, per output kind: float32 arrays; 16-bit outputs through a uint16
+# view (float32 arithmetic); float64 arrays. ``_jit.specialize`` binds them, so that no kernel carries
+# a branch on the output format inside its loop, and none compiles code it cannot run.
+KINDS = {
+    "float32": {
+        "lane_candidate": lane_candidate24,
+        "group_candidates": group_candidates24,
+        "emit": emit_native,
+        "pending": pending_native,
+    },
+    "16bit": {
+        "lane_candidate": lane_candidate24,
+        "group_candidates": group_candidates24,
+        "emit": emit_16bit,
+        "pending": pending_16bit,
+    },
+    "float64": {
+        "lane_candidate": lane_candidate53,
+        "group_candidates": group_candidates53,
+        "emit": emit_native,
+        "pending": pending_native,
+    },
+}
+
+lane_candidate = group_candidates = emit = pending = None  # bound per kind by ``_jit.specialize``
+
+
+def kind_of(double: bool, fmt: int) -> str:
+    """The output kind of a plan (a key of KINDS)."""
+    if double:
+        return "float64"
+    return "float32" if fmt == FORMAT_NATIVE else "16bit"
+
+
+def draw_template(out, o, i, attempt, group, method, k0, k1, stream, p, fmt):
+    """Draw element i (global flat index) at ``attempt`` into out[o]; return whether it was accepted."""
+    w0, w1, w2, w3 = philox_group(np.uint64(i // group), stream, np.uint64(attempt), k0, k1)
+    z, ok = lane_candidate(method, i % group, w0, w1, w2, w3, p)
+    return emit(out, o, z, ok, p, fmt)
+
+
+@shared
+def run_start(run, lead_counts, lead_starts, lead_strides, base0):
+    """Global flat index of the first element of ``run`` (row-major over the block's leading axes)."""
+    start = base0
+    rest = run
+    for d in range(lead_counts.size - 1, -1, -1):
+        start += (lead_starts[d] + rest % lead_counts[d]) * lead_strides[d]
+        rest //= lead_counts[d]
+    return start
