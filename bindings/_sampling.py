@@ -1,0 +1,155 @@
+"""The framework-neutral sampling API: uniform, normal and truncated_normal.
+
+Every function follows the counter contract of ``warpinit.kernels.philox``: the same (seed, stream,
+shape, dtype, distribution) gives the same values on every run, for any thread count, on any device
+(within the "same values" tolerance between CPU and GPU), and a block requested with ``index=`` equals
+that block of the whole tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _args, _devices
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Call:
+    function: str
+    dtype: np.dtype
+    seed: int
+    stream: int
+    device: str
+    block: object
+    out: object
+
+
+def _prepare(function, shape, dtype, seed, stream, device, index, out) -> _Call:
+    """Validate the arguments common to every sampler (nothing is allocated or compiled)."""
+    from warpinit.kernels import layout
+
+    shape = _args.shape(function, shape)
+    default = _FLOAT32
+    if out is not None and dtype is None and hasattr(out, "dtype"):
+        default = np.dtype(out.dtype)
+    dtype = _args.dtype(function, dtype, default)
+    seed = _args.seed(function, seed, index)
+    stream = _args.stream(function, stream)
+    device = _args.device(function, device)
+    try:
+        block = layout.whole(shape) if index is None else layout.select(shape, index)
+    except (TypeError, ValueError, IndexError) as error:
+        raise type(error)(f"{function}: {error}") from None
+    return _Call(function, dtype, seed, stream, device, block, out)
+
+
+def _run(call: _Call, plan):
+    """Resolve the device, check memory and ``out``, allocate if needed and launch."""
+    device = _devices.resolve(call.function, call.device)
+    shape = call.block.out_shape
+    if call.out is not None:
+        result = _devices.check_out(call.function, device, call.out, shape, call.dtype)
+    else:
+        _devices.check_memory(call.function, device, call.block.size * call.dtype.itemsize)
+        result = _devices.empty(device, shape, call.dtype)
+    if device == "cpu":
+        from warpinit.kernels import fill_cpu
+
+        fill_cpu.launch(result, call.block, plan, call.seed, call.stream)
+    else:
+        from warpinit.kernels import fill_cuda
+
+        fill_cuda.launch_cupy(result, call.block, plan, call.seed, call.stream)
+    return call.out if call.out is not None else result
+
+
+def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, device="auto", index=None, out=None):
+    """Uniform values on [minval, maxval).
+
+    Args:
+        shape: int or sequence of ints, the shape of the whole tensor.
+        minval, maxval: finite reals, minval < maxval. Values stay below ``maxval`` after rounding to
+            ``dtype`` (a value that would round onto it is redrawn).
+        dtype: "float16", "bfloat16", "float32" or "float64" (or a NumPy/ml_dtypes dtype). Default:
+            float32, or ``out``'s dtype when ``out`` is given.
+        seed: int in [0, 2**64), or None for fresh OS entropy.
+        stream: int in [0, 2**32): an independent stream under the same seed.
+        device: "auto" (CUDA when a GPU is usable, else CPU), "cpu" or "cuda".
+        index: NumPy basic index with step 1 (ints, slices, Ellipsis) selecting a block of the tensor:
+            only that block is generated, and it equals the same block of the whole tensor. Needs a seed.
+        out: C-contiguous writable array of the block's shape and ``dtype`` to fill instead of allocating
+            (NumPy on the CPU; CuPy, ``__cuda_array_interface__`` or DLPack on the GPU).
+
+    Returns:
+        A NumPy array (CPU) or CuPy array (CUDA) of the block's shape (``shape`` without ``index``), or
+        ``out``.
+
+    Raises:
+        TypeError, ValueError: invalid arguments, naming the parameter (before any allocation).
+        RuntimeError: device="cuda" without a usable GPU.
+        MemoryError: the result does not fit in the device's memory.
+
+    Counter contract: element i (C-order flat index in the whole tensor) reads Philox word i mod 4 of
+    counter (i // 4, stream, attempt) under key = seed for float32 and 16-bit outputs, words
+    (2 (i mod 2), 2 (i mod 2) + 1) of counter (i // 2, ...) for float64; see ``warpinit.kernels.philox``.
+    """
+    from warpinit.kernels import plan
+
+    call = _prepare("uniform", shape, dtype, seed, stream, device, index, out)
+    low = _args.real("uniform", "minval", minval)
+    high = _args.real("uniform", "maxval", maxval)
+    return _run(call, plan.uniform(low, high, call.dtype))
+
+
+def normal(shape, *, mean=0.0, stddev=1.0, dtype=None, seed=None, stream=0, device="auto", index=None, out=None):
+    """Normal values with the given mean and standard deviation (Box-Muller).
+
+    Args:
+        mean: finite real, representable in ``dtype``.
+        stddev: finite real > 0 that does not round to 0 or overflow in ``dtype``.
+        Other arguments as in ``uniform``.
+
+    Returns, Raises: as in ``uniform``.
+
+    Counter contract: elements 2k and 2k+1 of a group share a Box-Muller pair (cosine and sine); see
+    ``warpinit.kernels.samplers`` for the words each element reads.
+    """
+    from warpinit.kernels import plan
+
+    call = _prepare("normal", shape, dtype, seed, stream, device, index, out)
+    loc = _args.real("normal", "mean", mean)
+    scale = _args.real("normal", "stddev", stddev)
+    return _run(call, plan.normal(loc, scale, call.dtype))
+
+
+def truncated_normal(
+    shape, *, mean=0.0, stddev=1.0, lower=-2.0, upper=2.0, dtype=None, seed=None, stream=0, device="auto",
+    index=None, out=None,
+):
+    """Normal values conditioned on [mean + lower*stddev, mean + upper*stddev], by rejection.
+
+    A candidate outside the bounds is redrawn with the next attempt of the counter contract; nothing is
+    clamped. Intervals where a normal proposal accepts poorly (tails, narrow intervals) use Robert's
+    exact exponential or uniform proposals, so every interval finishes in bounded expected time. The
+    bounds hold after rounding to ``dtype``.
+
+    Args:
+        lower, upper: bounds in standard deviations around ``mean`` (TensorFlow/Keras convention,
+            default +-2); either may be infinite; lower < upper, and at least one value of ``dtype``
+            must lie between them.
+        Other arguments as in ``normal``.
+
+    Returns, Raises: as in ``uniform``.
+    """
+    from warpinit.kernels import plan
+
+    call = _prepare("truncated_normal", shape, dtype, seed, stream, device, index, out)
+    loc = _args.real("truncated_normal", "mean", mean)
+    scale = _args.real("truncated_normal", "stddev", stddev)
+    low = _args.real("truncated_normal", "lower", lower)
+    high = _args.real("truncated_normal", "upper", upper)
+    return _run(call, plan.truncated_normal(loc, scale, low, high, call.dtype))
