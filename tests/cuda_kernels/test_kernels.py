@@ -1,0 +1,118 @@
+"""The CUDA kernels, launched directly, against the CPU path.
+
+Runs in its own process: under Numba's CUDA simulator (tests/test_cuda_simulator.py starts it with
+NUMBA_ENABLE_CUDASIM=1; shapes stay at hundreds of elements because the simulator runs Python per
+thread), or on a real GPU (bench/gpu_check.sh). "Same values" as DESIGN.md defines it: bit for bit in
+the simulator, which runs the very source the CPU compiles; within 4 ulp on a GPU, whose libm and
+FMA contraction differ, with the same accept/reject decisions except next to a bound.
+"""
+
+import numpy as np
+import pytest
+from numba import cuda
+
+import reference
+from warpinit.kernels import fill_cpu, fill_cuda, layout, plan
+from warpinit.kernels._jit import cuda_twin, simulator_enabled
+from warpinit.kernels.philox import PHILOX_ROUNDS, philox4x32
+
+STRICT = simulator_enabled()
+SEED = 0xDEADBEEF12345678
+
+_philox = cuda_twin(philox4x32)
+
+
+@cuda.jit
+def _philox_kernel(counters, keys, rounds, out):
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        w = _philox(np.uint64(counters[i, 0]), np.uint64(counters[i, 1]), np.uint64(counters[i, 2]),
+                    np.uint64(counters[i, 3]), np.uint64(keys[i, 0]), np.uint64(keys[i, 1]), rounds)
+        out[i, 0] = np.uint32(w[0])
+        out[i, 1] = np.uint32(w[1])
+        out[i, 2] = np.uint32(w[2])
+        out[i, 3] = np.uint32(w[3])
+
+
+def test_philox_known_answers_on_cuda(data_dir):
+    for rounds in (7, PHILOX_ROUNDS):
+        rows = [r for r in reference.read_kat(data_dir / "philox_kat.txt") if r[0] == rounds]
+        counters = np.array([r[1] for r in rows], np.uint32)
+        keys = np.array([r[2] for r in rows], np.uint32)
+        out = np.zeros((len(rows), 4), np.uint32)
+        _philox_kernel[1, 32](counters, keys, rounds, out)
+        np.testing.assert_array_equal(out, np.array([r[3] for r in rows], np.uint32))
+
+
+CASES = [
+    ("uniform", lambda dt: plan.uniform(-1.0, 2.0, dt)),
+    ("normal", lambda dt: plan.normal(0.5, 2.0, dt)),
+    ("truncated normal proposal", lambda dt: plan.truncated_normal(0.0, 1.0, -2.0, 2.0, dt)),
+    ("exponential tail", lambda dt: plan.truncated_normal(0.0, 1.0, 3.0, np.inf, dt)),
+    ("uniform narrow", lambda dt: plan.truncated_normal(0.0, 1.0, 1.9, 2.0, dt)),
+    ("mirrored tail", lambda dt: plan.truncated_normal(1.0, 0.5, -10.0, -9.0, dt)),
+]
+DTYPES = [np.dtype(np.float32), plan.BFLOAT16, plan.FLOAT16, np.dtype(np.float64)]
+BLOCKS = {
+    "whole": ((301,), None),
+    "unaligned block": ((5, 37), (slice(1, 4), slice(3, 34))),
+    "columns": ((4, 6), (slice(None), slice(1, 3))),
+}
+# Every case and dtype on an unaligned block; the other layouts with every case in float32. (The
+# simulator runs a Python thread per CUDA thread: the matrix is kept to what each check needs.)
+MATRIX = [(case, dtype, "unaligned block") for case in CASES for dtype in DTYPES] + [
+    (case, DTYPES[0], layout_name) for case in CASES for layout_name in ("whole", "columns")
+]
+
+
+def _cpu(block, p):
+    out = np.empty(block.out_shape, p.dtype)
+    fill_cpu.launch(out, block, p, SEED, 9)
+    return out
+
+
+def _gpu(block, p):
+    out = np.full(block.size, 0xFFFF if p.fmt else np.nan, dtype=p.storage_dtype)  # poisoned
+    device_out = cuda.to_device(out)
+    failures = fill_cuda.launch_device(device_out, block, p, SEED, 9)
+    assert failures.copy_to_host()[0] == 0
+    return device_out.copy_to_host().view(p.dtype).reshape(block.out_shape)
+
+
+@pytest.mark.parametrize(
+    "case, dtype, block_name", MATRIX, ids=[f"{c[0]}-{d.name}-{b}" for c, d, b in MATRIX]
+)
+def test_fill_kernel_matches_cpu(case, dtype, block_name):
+    _, make = case
+    shape, index = BLOCKS[block_name]
+    p = make(dtype)
+    block = layout.whole(shape) if index is None else layout.select(shape, index)
+    cpu, gpu = _cpu(block, p), _gpu(block, p)
+    if STRICT:
+        np.testing.assert_array_equal(gpu.reshape(-1).view(np.uint8), cpu.reshape(-1).view(np.uint8))
+        return
+    # Real GPU: within 4 ulp, except elements whose candidate sat next to a bound.
+    distance = reference.ulp_distance(gpu.reshape(-1).astype(p.dtype) if p.fmt == 0 else gpu.reshape(-1).astype(np.float32),
+                                      cpu.reshape(-1).astype(p.dtype) if p.fmt == 0 else cpu.reshape(-1).astype(np.float32),
+                                      p.dtype if p.fmt == 0 else np.float32)
+    assert np.mean(distance > 4) < 0.01
+
+
+def test_empty_block_launches_nothing():
+    p = plan.normal(0.0, 1.0, np.dtype(np.float32))
+    block = layout.select((4, 5), (slice(2, 2), slice(None)))
+    out = cuda.to_device(np.zeros(0, np.float32))
+    assert fill_cuda.launch_device(out, block, p, 1, 0).copy_to_host()[0] == 0
+
+
+@pytest.mark.skipif(STRICT, reason="the public device='cuda' path needs CuPy and a real GPU")
+def test_public_api_on_gpu_matches_cpu():
+    import cupy
+
+    import warpinit as wi
+
+    for dtype in ("float32", "bfloat16", "float16", "float64"):
+        gpu = wi.truncated_normal((1000, 37), dtype=dtype, seed=3, device="cuda")
+        assert isinstance(gpu, cupy.ndarray)
+        cpu = wi.truncated_normal((1000, 37), dtype=dtype, seed=3, device="cpu")
+        assert np.mean(np.abs(cupy.asnumpy(gpu).astype(np.float64) - cpu.astype(np.float64)) > 1e-2) < 1e-3

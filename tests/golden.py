@@ -1,0 +1,59 @@
+"""Golden vectors of the counter contract v1: a few values per sampler and dtype for fixed seeds.
+
+``python tests/golden.py`` rewrites tests/data/golden_v1.json from the current code. Doing so is a
+deliberate, announced change of the stream (a new contract version), never a fix for a failing test.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import warpinit as wi
+
+PATH = Path(__file__).parent / "data" / "golden_v1.json"
+DTYPES = ["float16", "bfloat16", "float32", "float64"]
+SAMPLERS = {
+    "uniform": (wi.uniform, {"minval": -1.5, "maxval": 2.5}),
+    "normal": (wi.normal, {"mean": 0.25, "stddev": 3.0}),
+    "truncated_normal": (wi.truncated_normal, {}),
+    "truncated_normal_tail": (wi.truncated_normal, {"lower": 4.0, "upper": np.inf}),
+    "truncated_normal_narrow": (wi.truncated_normal, {"lower": 1.9, "upper": 2.0}),
+    "truncated_normal_left": (wi.truncated_normal, {"mean": -1.0, "stddev": 0.5, "lower": -12.0, "upper": -11.0}),
+}
+# (seed, stream, shape, index): the first elements of a small tensor, and a block deep inside one of
+# 2**40 elements (group indices above 2**32).
+DRAWS = [
+    (0, 0, [10], None),
+    (0xFEDCBA9876543210, 12345, [2**20, 2**20], [2**20 - 3, [2**20 - 6, 2**20]]),
+]
+
+
+def bits(array):
+    flat = np.ascontiguousarray(array).reshape(-1)
+    return [format(int(v), "x") for v in flat.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[flat.itemsize])]
+
+
+def index_of(entry):
+    if entry is None:
+        return None
+    return tuple(slice(*e) if isinstance(e, list) else e for e in entry)
+
+
+def generate():
+    table = []
+    for name, (sampler, kwargs) in SAMPLERS.items():
+        for dtype in DTYPES:
+            for seed, stream, shape, index in DRAWS:
+                values = sampler(tuple(shape), dtype=dtype, seed=seed, stream=stream, index=index_of(index),
+                                 device="cpu", **kwargs)
+                table.append({"sampler": name, "dtype": dtype, "seed": seed, "stream": stream, "shape": shape,
+                              "index": index, "bits": bits(values)})
+    return table
+
+
+if __name__ == "__main__":
+    rows = ",\n".join("  " + json.dumps(row) for row in generate())
+    PATH.write_text('{"contract": "v1", "vectors": [\n' + rows + "\n]}\n")
+    print(f"wrote {PATH}", file=sys.stderr)

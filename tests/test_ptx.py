@@ -1,0 +1,32 @@
+"""Every CUDA kernel compiles to PTX for sm_80 and sm_90 without a driver (no simulator here)."""
+
+import pytest
+from numba import types
+
+from warpinit.kernels import fill_cuda
+from warpinit.kernels._jit import cuda_module, simulator_enabled
+
+pytestmark = pytest.mark.skipif(simulator_enabled(), reason="PTX compilation needs the real numba.cuda target")
+
+_OUT = {"float32": types.float32, "16bit": types.uint16, "float64": types.float64}
+
+
+def _signature(kind):
+    compute = types.float64 if kind == "float64" else types.float32
+    index = types.Array(types.int64, 1, "C")
+    return (
+        types.Array(_OUT[kind], 1, "C"), index, index, index,
+        types.int64, types.int64, types.int64, types.int64,
+        types.uint64, types.uint64, types.uint64,
+        types.UniTuple(compute, 9), types.int64, types.Array(types.int64, 1, "C"),
+    )
+
+
+@pytest.mark.parametrize("cc", [(8, 0), (9, 0)], ids=["sm_80", "sm_90"])
+@pytest.mark.parametrize("kind", ["float32", "16bit", "float64"])
+def test_fill_kernel_compiles_to_ptx(kind, cc):
+    ptx, _ = cuda_module().compile_ptx(fill_cuda.kernel_source(kind), _signature(kind), cc=cc)
+    assert f".target sm_{cc[0]}{cc[1]}" in ptx
+    assert ".entry" in ptx
+    # Everything is inlined: no calls to device functions that would need the driver to link.
+    assert "call.uni" not in ptx or "__internal" in ptx
