@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU check: one prepared run on a machine with an NVIDIA GPU (numba-cuda, CuPy, PyTorch and JAX
+# installed; no network needed). Run from the repository root:
+#
+#     bash bench/gpu_check.sh OUT_DIR
+#
+# Steps, each under its own timeout, each writing its log into OUT_DIR as it goes (a step that runs
+# out of time leaves what it wrote):
+#   1. install warpinit without dependencies (no build isolation; a plain copy if pip cannot);
+#   2. the CUDA kernel tests on the real GPU (no simulator);
+#   3. the GPU benchmark: warpinit against torch and JAX at 10^8 and 10^9 float32 elements, with a
+#      device fill as the bandwidth limit (warpinit bench --device cuda);
+#   4. the rest of the test suite on this machine (the wheel test skips here).
+# Aim: about 4 minutes in total.
+set -u
+OUT=${1:-gpu-check-results}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PYTHONUNBUFFERED=1 WARPINIT_GPU_CHECK=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+PY=${PYTHON:-python3}
+
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 seconds=$2
+  shift 2
+  echo "== $name (timeout ${seconds}s)" | tee -a "$OUT/summary.txt"
+  local start=$SECONDS
+  timeout "$seconds" "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "   rc=$rc in $((SECONDS - start))s" | tee -a "$OUT/summary.txt"
+  tail -n 25 "$OUT/$name.log"
+  return 0
+}
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  $PY -c "import sys, numba, numba_cuda, cupy; print(sys.version.split()[0], 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version__)"
+  $PY -c "import torch; print('torch', torch.__version__)" 2>/dev/null
+  $PY -c "import jax; print('jax', jax.__version__, jax.devices())" 2>/dev/null
+} >"$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+install() {
+  if $PY -m pip install --no-deps --no-build-isolation -q -e . ; then
+    return 0
+  fi
+  # Fallback without pip: lay the package out as the wheel does.
+  rm -rf /tmp/warpinit-site && mkdir -p /tmp/warpinit-site/warpinit
+  cp -r bindings/. /tmp/warpinit-site/warpinit/
+  cp -r kernels /tmp/warpinit-site/warpinit/kernels
+  cp -r bench /tmp/warpinit-site/warpinit/bench
+  echo "installed by copy into /tmp/warpinit-site"
+}
+step install 120 install
+if ! $PY -c "import warpinit" 2>/dev/null; then
+  export PYTHONPATH=/tmp/warpinit-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+step cuda_tests 150 env WARPINIT_CUDA_TESTS=1 $PY -m pytest -q -p no:cacheprovider tests/cuda_kernels
+step gpu_bench 240 $PY -m warpinit bench --device cuda --sizes 1e8,1e9 --peers torch,jax --repeats 5 --out "$OUT/bench"
+step cpu_tests 300 $PY -m pytest -q -p no:cacheprovider tests -x --deselect tests/test_cuda_simulator.py
+echo "== done" | tee -a "$OUT/summary.txt"

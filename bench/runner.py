@@ -1,0 +1,108 @@
+"""``warpinit bench``: time warpinit and its peers side by side and print the comparison.
+
+Every case runs once to warm up (compilation, allocation, autotuning), then ``repeats`` times; the
+median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median against each
+peer's, for the same op, size and dtype in the same run; "% limit" is a case's throughput as a
+fraction of the limit case (memory-write bandwidth) measured in that run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from .cases import LIMIT, Case
+
+
+@dataclass
+class Result:
+    case: Case
+    times: list[float]
+    skipped: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def rate(self) -> float:
+        """Values per second."""
+        return self.case.size / self.median
+
+    @property
+    def spread(self) -> float:
+        return (max(self.times) - min(self.times)) / self.median
+
+    def as_dict(self) -> dict:
+        row = asdict(self.case)
+        row.update(times=self.times, skipped=self.skipped)
+        if not self.skipped:
+            row.update(median=self.median, values_per_second=self.rate)
+        return row
+
+
+def measure(case: Case, repeats: int) -> Result:
+    """Warm up once, then time ``repeats`` calls."""
+    from .peers import PEERS
+
+    if case.library != LIMIT and not PEERS[case.library].available():
+        return Result(case, [], skipped=f"not installed ({PEERS[case.library].install})")
+    try:
+        function = case.build()
+    except Exception as error:  # a peer that fails to set up is reported, not fatal
+        return Result(case, [], skipped=f"{type(error).__name__}: {error}")
+    if function is None:
+        return Result(case, [], skipped="not supported by this library")
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return Result(case, times)
+
+
+def run(case_list: list[Case], repeats: int, progress=None) -> list[Result]:
+    results = []
+    for number, case in enumerate(case_list, 1):
+        if progress:
+            progress(number, len(case_list), case)
+        results.append(measure(case, repeats))
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """The comparison table: one row per case, grouped by (op, size, dtype)."""
+    lines = [f"{'op':<17} {'size':>8} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
+             f"{'Mvalues/s':>10} {'% limit':>8} {'warpinit x':>11}"]
+    groups: dict[tuple, list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.case.op, result.case.size, result.case.dtype), []).append(result)
+    for (op, size, dtype), group in groups.items():
+        limit = next((r for r in group if r.case.library == LIMIT and not r.skipped), None)
+        ours = next((r for r in group if r.case.library == "warpinit" and not r.skipped), None)
+        for r in group:
+            head = f"{op:<17} {size:>8.0e} {dtype:<8} {r.case.library:<9}"
+            if r.skipped:
+                lines.append(f"{head} skipped: {r.skipped}")
+                continue
+            percent = f"{100 * r.rate / limit.rate:7.1f}%" if limit else "       -"
+            if ours and r.case.library not in ("warpinit", LIMIT):
+                speedup = f"{r.median / ours.median:10.2f}x"
+            else:
+                speedup = "          -"
+            lines.append(f"{head} {r.median * 1e3:8.2f}ms {100 * r.spread:6.1f}% {r.rate / 1e6:10.1f} {percent} {speedup}")
+    return "\n".join(lines)
+
+
+def progress_bar(number: int, total: int, case: Case, stream=sys.stderr) -> None:
+    if not stream.isatty():
+        return
+    width = 30
+    filled = width * number // total
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {number}/{total} {case.name:<60}")
+    if number == total:
+        stream.write("\n")
+    stream.flush()

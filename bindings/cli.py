@@ -1,0 +1,107 @@
+"""The ``warpinit`` command line. ``warpinit bench`` is the main job: the side-by-side benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(float(part)) for part in text.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated numbers such as 1e7,1e8, got {text!r}") from None
+    if not sizes or any(size <= 0 for size in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _choices(allowed):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(part for part in text.split(",") if part)
+        unknown = [item for item in items if item not in allowed]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}; got {text!r}")
+        return items
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from warpinit.bench.cases import DEFAULT_SIZES, QUICK_SIZES
+    from warpinit.bench.peers import OPS, PEERS
+
+    top = argparse.ArgumentParser(prog="warpinit", description="Fast, reproducible weight initialisation.")
+    commands = top.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench",
+        help="time warpinit against tf.random, PyTorch, JAX and NumPy side by side",
+        description="Time warpinit against its installed peers on the same sizes and threads, and print "
+        "the speed-ups and the fraction of the machine's limit measured in the same run.",
+    )
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+    bench.add_argument("--ops", type=_choices(OPS), default=OPS, help=f"comma-separated ops (default: {','.join(OPS)})")
+    bench.add_argument("--sizes", type=_sizes, default=None,
+                       help=f"comma-separated element counts (default: {','.join(f'{s:.0e}' for s in DEFAULT_SIZES)})")
+    bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
+    bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
+                       default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
+    bench.add_argument("--quick", action="store_true",
+                       help=f"small sizes ({','.join(f'{s:.0e}' for s in QUICK_SIZES)}) and 3 repeats")
+    bench.add_argument("--repeats", type=_positive, default=None, help="timed repeats per case (default: 5, quick: 3)")
+    bench.add_argument("--threads", type=_positive, default=os.cpu_count(), help="threads for every library")
+    bench.add_argument("--out", type=Path, default=None, help="also write the results as JSON into this folder")
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "bench":
+        return _bench(args)
+    return 2
+
+
+def _bench(args) -> int:
+    from warpinit.bench import peers
+
+    peers.set_threads(args.threads)  # before any peer is imported
+
+    from warpinit import _devices
+    from warpinit.bench import cases, runner
+
+    try:
+        device = _devices.resolve("warpinit bench", args.device)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    sizes = args.sizes or (cases.QUICK_SIZES if args.quick else cases.DEFAULT_SIZES)
+    repeats = args.repeats or (3 if args.quick else 5)
+    libraries = ("warpinit",) + tuple(args.peers)
+    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device)
+    print(f"warpinit bench: device={device} dtype={args.dtype} threads={args.threads} repeats={repeats}", flush=True)
+    results = runner.run(case_list, repeats, progress=runner.progress_bar)
+    print(runner.table(results))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "results.json"
+        path.write_text(json.dumps({"device": device, "threads": args.threads,
+                                    "results": [r.as_dict() for r in results]}, indent=1))
+        print(f"results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
