@@ -1,7 +1,7 @@
 """``warpinit bench``: time warpinit and its peers side by side and print the comparison.
 
-Every case runs once to warm up (compilation, allocation, autotuning), then ``repeats`` times; the
-median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median against each
+Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
+times; the median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median against each
 peer's, for the same op, size and dtype in the same run; "% limit" is a case's throughput as a
 fraction of the limit case (memory-write bandwidth) measured in that run.
 """
@@ -43,8 +43,14 @@ class Result:
         return row
 
 
-def measure(case: Case, repeats: int) -> Result:
-    """Warm up once, then time ``repeats`` calls."""
+SETTLE_SECONDS = 0.5
+
+
+def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
+    """Warm up once, let the machine settle, then time ``repeats`` calls.
+
+    The pause matters on a small machine: TensorFlow's and XLA's thread pools spin for a while after
+    their work ends, and would slow whatever case runs next."""
     from .peers import PEERS
 
     if case.library != LIMIT and not PEERS[case.library].available():
@@ -56,6 +62,7 @@ def measure(case: Case, repeats: int) -> Result:
     if function is None:
         return Result(case, [], skipped="not supported by this library")
     function()
+    time.sleep(settle)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

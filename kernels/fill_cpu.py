@@ -5,15 +5,19 @@ The work is cut into tiles of ``TILE`` consecutive elements of one run of the bl
 passes while it is hot in cache:
 
 1. a vectorised pass computes the attempt-0 candidate of every element, one Philox call per group,
-   branch-free, and writes the value or, for a rejected candidate, the NaN sentinel;
-2. a scalar pass finds the sentinels in the tile and redraws each with attempts 1, 2, ... until one is
-   accepted.
+   branch-free, writes the value or, for a rejected candidate, the NaN sentinel, and counts the
+   rejections;
+2. if any, a redraw pass finds the sentinels in the tile and redraws them round after round
+   (attempts 1, 2, ...): each round computes the candidates of the pending elements in one
+   vectorised loop into a small buffer, writes them, and keeps the offsets rejected again.
 
-No mask or index array is allocated: the output itself records what is pending. The loop of pass 1
-lives in its own function with unsigned indices: inside a ``prange`` body, or with signed indices
-that need wraparound checks, LLVM leaves it scalar (four times slower).
+No mask is allocated: the output itself records what is pending, and the redraw buffers hold only
+the rejected elements of one tile. Vectorisation needs care: a loop must live in its own function
+(inside a ``prange`` body LLVM leaves it scalar), index with unsigned integers (no wraparound checks)
+and, in the redraw pass, load and store contiguously (a scattered store into the output keeps the
+loop scalar, three times slower).
 
-The redraw loop stops after ``MAX_ATTEMPTS`` attempts for an element and reports it. With the
+The redraw loop stops after ``MAX_ATTEMPTS`` attempts and reports the elements left. With the
 proposals of ``plan`` an attempt is accepted with probability above 0.3, so a valid configuration
 reaches that limit with probability below 1e-10000: the limit only turns a numerically degenerate
 interval (one that no candidate can round into) into an error instead of a hang. It never lets a
@@ -30,6 +34,7 @@ from ._jit import CPU_OPTIONS, specialize
 from .philox import philox_group
 from .samplers import (
     KINDS,
+    LANES,
     MAX_ATTEMPTS,
     METHOD_NORMAL,
     METHOD_UNIFORM,
@@ -55,67 +60,86 @@ _kernel = numba.njit(**CPU_OPTIONS)
 _driver = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
-emit = pending = None
+emit = pending = candidate = compute_dtype = None
 _groups_uniform = _groups_normal = _groups_robert = _draw = _fill_span = None
+_find_pending = _emit_round = _candidates_uniform = _candidates_normal = _candidates_robert = None
+
+
+@_kernel
+def _rejected(good):
+    """1 for a rejected candidate, 0 for an accepted one (branch-free)."""
+    return np.int64(1) - np.int64(good)
 
 
 # Pass 1: whole groups, vectorised ------------------------------------------------------------------
 
 
 def _groups_uniform24(out, o, g0, g1, k0, k1, stream, p, fmt):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         base = np.uint64(o + 4 * (g - g0))
-        emit(out, base, uniform24(w0), True, p, fmt)
-        emit(out, base + _U1, uniform24(w1), True, p, fmt)
-        emit(out, base + _U2, uniform24(w2), True, p, fmt)
-        emit(out, base + _U3, uniform24(w3), True, p, fmt)
+        rejected += _rejected(emit(out, base, uniform24(w0), True, p, fmt))
+        rejected += _rejected(emit(out, base + _U1, uniform24(w1), True, p, fmt))
+        rejected += _rejected(emit(out, base + _U2, uniform24(w2), True, p, fmt))
+        rejected += _rejected(emit(out, base + _U3, uniform24(w3), True, p, fmt))
+    return rejected
 
 
 def _groups_normal24(out, o, g0, g1, k0, k1, stream, p, fmt):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         c0, s0 = box_muller24(w0, w1)
         c1, s1 = box_muller24(w2, w3)
         base = np.uint64(o + 4 * (g - g0))
-        emit(out, base, c0, True, p, fmt)
-        emit(out, base + _U1, s0, True, p, fmt)
-        emit(out, base + _U2, c1, True, p, fmt)
-        emit(out, base + _U3, s1, True, p, fmt)
+        rejected += _rejected(emit(out, base, c0, True, p, fmt))
+        rejected += _rejected(emit(out, base + _U1, s0, True, p, fmt))
+        rejected += _rejected(emit(out, base + _U2, c1, True, p, fmt))
+        rejected += _rejected(emit(out, base + _U3, s1, True, p, fmt))
+    return rejected
 
 
 def _groups_robert24(out, o, g0, g1, k0, k1, stream, p, fmt, method):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
         z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
         base = np.uint64(o + 2 * (g - g0))
-        emit(out, base, z0, ok0, p, fmt)
-        emit(out, base + _U1, z1, ok1, p, fmt)
+        rejected += _rejected(emit(out, base, z0, ok0, p, fmt))
+        rejected += _rejected(emit(out, base + _U1, z1, ok1, p, fmt))
+    return rejected
 
 
 def _groups_uniform53(out, o, g0, g1, k0, k1, stream, p, fmt):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         base = np.uint64(o + 2 * (g - g0))
-        emit(out, base, uniform53(w0, w1), True, p, fmt)
-        emit(out, base + _U1, uniform53(w2, w3), True, p, fmt)
+        rejected += _rejected(emit(out, base, uniform53(w0, w1), True, p, fmt))
+        rejected += _rejected(emit(out, base + _U1, uniform53(w2, w3), True, p, fmt))
+    return rejected
 
 
 def _groups_normal53(out, o, g0, g1, k0, k1, stream, p, fmt):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         c, s = box_muller53(w0, w1, w2, w3)
         base = np.uint64(o + 2 * (g - g0))
-        emit(out, base, c, True, p, fmt)
-        emit(out, base + _U1, s, True, p, fmt)
+        rejected += _rejected(emit(out, base, c, True, p, fmt))
+        rejected += _rejected(emit(out, base + _U1, s, True, p, fmt))
+    return rejected
 
 
 def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
+    rejected = 0
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         z, ok = robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
-        emit(out, np.uint64(o + (g - g0)), z, ok, p, fmt)
+        rejected += _rejected(emit(out, np.uint64(o + (g - g0)), z, ok, p, fmt))
+    return rejected
 
 
 # A span of a run, and the parallel driver --------------------------------------------------------
@@ -127,32 +151,72 @@ def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt)
     # Pass 1. Elements before the first whole group and after the last one go one by one.
     g0 = (i + group - 1) // group
     g1 = end // group
+    rejected = 0
     if g0 >= g1:
         for e in range(i, end):
-            _draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt)
+            rejected += _rejected(_draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt))
     else:
         for e in range(i, g0 * group):
-            _draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt)
+            rejected += _rejected(_draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt))
         body = o + g0 * group - i
         if method == METHOD_UNIFORM:
-            _groups_uniform(out, body, g0, g1, k0, k1, stream, p, fmt)
+            rejected += _groups_uniform(out, body, g0, g1, k0, k1, stream, p, fmt)
         elif method == METHOD_NORMAL:
-            _groups_normal(out, body, g0, g1, k0, k1, stream, p, fmt)
+            rejected += _groups_normal(out, body, g0, g1, k0, k1, stream, p, fmt)
         else:
-            _groups_robert(out, body, g0, g1, k0, k1, stream, p, fmt, method)
+            rejected += _groups_robert(out, body, g0, g1, k0, k1, stream, p, fmt, method)
         for e in range(g1 * group, end):
-            _draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt)
-    # Pass 2: redraw what pass 1 rejected.
-    failures = 0
+            rejected += _rejected(_draw(out, o + e - i, e, 0, group, method, k0, k1, stream, p, fmt))
+    if rejected == 0:
+        return 0
+    # Pass 2: find the sentinels, then redraw them round after round.
+    offsets = np.empty(rejected + 1, dtype=np.int64)
+    n = _find_pending(out, o, count, offsets, fmt)
+    values = np.empty(n, dtype=compute_dtype)
+    accepted = np.empty(n, dtype=np.bool_)
+    attempt = 1
+    while n > 0 and attempt < MAX_ATTEMPTS:
+        if method == METHOD_UNIFORM:
+            _candidates_uniform(i, offsets, n, attempt, group, method, k0, k1, stream, p, values, accepted)
+        elif method == METHOD_NORMAL:
+            _candidates_normal(i, offsets, n, attempt, group, method, k0, k1, stream, p, values, accepted)
+        else:
+            _candidates_robert(i, offsets, n, attempt, group, method, k0, k1, stream, p, values, accepted)
+        n = _emit_round(out, o, offsets, n, values, accepted, p, fmt)
+        attempt += 1
+    return n
+
+
+def _find_pending_template(out, o, count, offsets, fmt):
+    """The offsets (in out[o:o+count]) of the sentinels, into ``offsets``; return their number."""
+    n = 0
     for j in range(count):
-        if pending(out, o + j, fmt):
-            attempt = 1
-            while not _draw(out, o + j, i + j, attempt, group, method, k0, k1, stream, p, fmt):
-                attempt += 1
-                if attempt == MAX_ATTEMPTS:
-                    failures += 1
-                    break
-    return failures
+        offsets[n] = j  # branch-free: the slot is kept only when the element is pending
+        n += np.int64(pending(out, o + j, fmt))
+    return n
+
+
+def _candidates_template(i, offsets, n, attempt, group, method, k0, k1, stream, p, values, accepted):
+    """Candidates at ``attempt`` of elements i + offsets[:n], into values and accepted.
+
+    ``candidate`` is bound to one method's lane function; loads and stores are contiguous, so LLVM
+    vectorises the loop."""
+    shift = np.uint64(group >> 1)  # log2 of the group size 1, 2 or 4
+    mask = np.uint64(group - 1)
+    for k in range(n):
+        e = np.uint64(i + offsets[k])
+        w0, w1, w2, w3 = philox_group(e >> shift, stream, np.uint64(attempt), k0, k1)
+        values[k], accepted[k] = candidate(method, np.int64(e & mask), w0, w1, w2, w3, p)
+
+
+def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
+    """Write a round's candidates; keep in offsets the ones rejected again; return their number."""
+    kept = 0
+    for k in range(n):
+        j = offsets[k]
+        offsets[kept] = j
+        kept += _rejected(emit(out, o + j, values[k], accepted[k], p, fmt))
+    return kept
 
 
 def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1, stream, p, fmt):
@@ -191,9 +255,16 @@ def _compile(kind: str, double: bool):
     """Compile the templates for one output kind; return its parallel driver."""
     names = KINDS[kind]
     suffix = "_" + kind
-    loops = {name: _kernel(specialize(loop, suffix, **names)) for name, loop in _GROUP_LOOPS[double].items()}
-    draw = _kernel(specialize(draw_template, suffix, **names))
-    span = _kernel(specialize(_fill_span_template, suffix, _draw=draw, **loops, **names))
+    lanes = LANES[double]
+    steps = {name: _kernel(specialize(loop, suffix, **names)) for name, loop in _GROUP_LOOPS[double].items()}
+    steps["_draw"] = _kernel(specialize(draw_template, suffix, **names))
+    steps["_find_pending"] = _kernel(specialize(_find_pending_template, suffix, **names))
+    steps["_emit_round"] = _kernel(specialize(_emit_round_template, suffix, **names))
+    for method, name in ((METHOD_UNIFORM, "uniform"), (METHOD_NORMAL, "normal"), ("robert", "robert")):
+        steps["_candidates_" + name] = _kernel(
+            specialize(_candidates_template, f"_{name}{suffix}", candidate=lanes[method], **names)
+        )
+    span = _kernel(specialize(_fill_span_template, suffix, **steps, **names))
     return _driver(specialize(_fill_template, suffix, _fill_span=span))
 
 

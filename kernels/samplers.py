@@ -119,17 +119,35 @@ def robert24(method, w_propose, w_accept, a, width, alpha, m, sign):
 
 
 @shared
-def lane_candidate24(method, lane, w0, w1, w2, w3, p):
-    """Candidate (z, ok) of one lane of a group, float32; ``p`` as in ``emit`` plus the proposal."""
-    if method == METHOD_UNIFORM:
-        w = w0 if lane == 0 else (w1 if lane == 1 else (w2 if lane == 2 else w3))
-        return uniform24(w), True
-    if method == METHOD_NORMAL:
-        first = lane < 2
-        c, s = box_muller24(w0 if first else w2, w1 if first else w3)
-        return (c if (lane & 1) == 0 else s), True
+def uniform_lane24(method, lane, w0, w1, w2, w3, p):
+    """Uniform candidate (z, True) of one lane of a float32 group."""
+    w = w0 if lane == 0 else (w1 if lane == 1 else (w2 if lane == 2 else w3))
+    return uniform24(w), True
+
+
+@shared
+def normal_lane24(method, lane, w0, w1, w2, w3, p):
+    """Box-Muller candidate (z, True) of one lane of a float32 group (even lanes: cosine)."""
+    first = lane < 2
+    c, s = box_muller24(w0 if first else w2, w1 if first else w3)
+    return (c if (lane & 1) == 0 else s), True
+
+
+@shared
+def robert_lane24(method, lane, w0, w1, w2, w3, p):
+    """Robert candidate (z, accepted by the proposal) of one lane of a float32 group."""
     first = lane == 0
     return robert24(method, w0 if first else w2, w1 if first else w3, p[4], p[5], p[6], p[7], p[8])
+
+
+@shared
+def lane_candidate24(method, lane, w0, w1, w2, w3, p):
+    """Candidate (z, ok) of one lane of a float32 group; ``p`` as in ``emit_native``."""
+    if method == METHOD_UNIFORM:
+        return uniform_lane24(method, lane, w0, w1, w2, w3, p)
+    if method == METHOD_NORMAL:
+        return normal_lane24(method, lane, w0, w1, w2, w3, p)
+    return robert_lane24(method, lane, w0, w1, w2, w3, p)
 
 
 # float64 -----------------------------------------------------------------------------------------
@@ -176,14 +194,32 @@ def robert53(method, w0, w1, w2, w3, a, width, alpha, m, sign):
 
 
 @shared
-def lane_candidate53(method, lane, w0, w1, w2, w3, p):
-    """Candidate (z, ok) of one lane of a group, float64."""
-    if method == METHOD_UNIFORM:
-        return uniform53(w0 if lane == 0 else w2, w1 if lane == 0 else w3), True
-    if method == METHOD_NORMAL:
-        c, s = box_muller53(w0, w1, w2, w3)
-        return (c if lane == 0 else s), True
+def uniform_lane53(method, lane, w0, w1, w2, w3, p):
+    """Uniform candidate (z, True) of one lane of a float64 group."""
+    return uniform53(w0 if lane == 0 else w2, w1 if lane == 0 else w3), True
+
+
+@shared
+def normal_lane53(method, lane, w0, w1, w2, w3, p):
+    """Box-Muller candidate (z, True) of one lane of a float64 group (lane 0: cosine)."""
+    c, s = box_muller53(w0, w1, w2, w3)
+    return (c if lane == 0 else s), True
+
+
+@shared
+def robert_lane53(method, lane, w0, w1, w2, w3, p):
+    """Robert candidate (z, ok) of the single lane of a float64 group."""
     return robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
+
+
+@shared
+def lane_candidate53(method, lane, w0, w1, w2, w3, p):
+    """Candidate (z, ok) of one lane of a float64 group."""
+    if method == METHOD_UNIFORM:
+        return uniform_lane53(method, lane, w0, w1, w2, w3, p)
+    if method == METHOD_NORMAL:
+        return normal_lane53(method, lane, w0, w1, w2, w3, p)
+    return robert_lane53(method, lane, w0, w1, w2, w3, p)
 
 
 # Output ------------------------------------------------------------------------------------------
@@ -280,19 +316,27 @@ KINDS = {
         "group_candidates": group_candidates24,
         "emit": emit_native,
         "pending": pending_native,
+        "compute_dtype": np.float32,
     },
     "16bit": {
         "lane_candidate": lane_candidate24,
         "group_candidates": group_candidates24,
         "emit": emit_16bit,
         "pending": pending_16bit,
+        "compute_dtype": np.float32,
     },
     "float64": {
         "lane_candidate": lane_candidate53,
         "group_candidates": group_candidates53,
         "emit": emit_native,
         "pending": pending_native,
+        "compute_dtype": np.float64,
     },
+}
+# The per-method lane candidates of each precision (the CPU's vectorised redraw loops take one each).
+LANES = {
+    False: {METHOD_UNIFORM: uniform_lane24, METHOD_NORMAL: normal_lane24, "robert": robert_lane24},
+    True: {METHOD_UNIFORM: uniform_lane53, METHOD_NORMAL: normal_lane53, "robert": robert_lane53},
 }
 
 lane_candidate = group_candidates = emit = pending = None  # bound per kind by ``_jit.specialize``
