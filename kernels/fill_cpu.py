@@ -291,21 +291,8 @@ def launch(out: np.ndarray, block, plan, seed: int, stream: int) -> None:
     flat = out.reshape(-1).view(plan.storage_dtype)
     fill = DRIVERS[kind_of(plan.double, plan.fmt)]
     with threads.parallel_section():
-        failures = fill(
-            flat,
-            block.lead_counts,
-            block.lead_starts,
-            block.lead_strides,
-            np.int64(block.base0),
-            np.int64(block.run_length),
-            np.int64(plan.group),
-            np.int64(plan.method),
-            np.uint64(seed & 0xFFFFFFFF),
-            np.uint64(seed >> 32),
-            np.uint64(stream),
-            plan.params,
-            np.int64(plan.fmt),
-        )
+        failures = fill(flat, block.lead_counts, block.lead_starts, block.lead_strides,
+                        *plan.kernel_arguments(block, seed, stream))
     if failures:
         raise RuntimeError(
             f"{failures} element(s) found no value within the bounds after {MAX_ATTEMPTS} attempts: the "

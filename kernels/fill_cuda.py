@@ -127,20 +127,7 @@ def launch_device(out, block, plan, seed: int, stream: int, cuda_stream=0, failu
     blocks = int(min(ntiles, MAX_BLOCKS))
     geometry = [cuda.to_device(a, stream=cuda_stream) for a in (block.lead_counts, block.lead_starts, block.lead_strides)]
     fill = kernel(kind_of(plan.double, plan.fmt))
-    fill[blocks, THREADS, cuda_stream](
-        out,
-        *geometry,
-        np.int64(block.base0),
-        np.int64(block.run_length),
-        np.int64(plan.group),
-        np.int64(plan.method),
-        np.uint64(seed & 0xFFFFFFFF),
-        np.uint64(seed >> 32),
-        np.uint64(stream),
-        plan.params,
-        np.int64(plan.fmt),
-        failures,
-    )
+    fill[blocks, THREADS, cuda_stream](out, *geometry, *plan.kernel_arguments(block, seed, stream), failures)
     return failures
 
 

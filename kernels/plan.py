@@ -70,6 +70,22 @@ class Plan:
     params: tuple
     acceptance: float
 
+    def kernel_arguments(self, block, seed: int, stream: int) -> tuple:
+        """The scalar arguments that the CPU and CUDA fill kernels take after the block's geometry
+        arrays: (base0, run_length, group, method, k0, k1, stream, params, fmt), typed as the
+        kernels are compiled for (int64, uint64 key words and stream, compute-dtype parameters)."""
+        return (
+            np.int64(block.base0),
+            np.int64(block.run_length),
+            np.int64(self.group),
+            np.int64(self.method),
+            np.uint64(seed & 0xFFFFFFFF),
+            np.uint64(seed >> 32),
+            np.uint64(stream),
+            self.params,
+            np.int64(self.fmt),
+        )
+
     @property
     def storage_dtype(self) -> np.dtype:
         """Dtype of the array the kernel writes: uint16 for 16-bit formats."""
