@@ -25,7 +25,7 @@ THREADS = 128  # threads per block = Philox groups per tile
 _LIST = THREADS * 4  # a tile holds at most 4 elements per group
 MAX_BLOCKS = 8192
 
-cuda = cuda_module  # replaced by the ``numba.cuda`` module in the rebound kernels (see _kernel_source)
+cuda = None  # bound to the ``numba.cuda`` module by ``kernel_source``
 group_candidates = emit = _draw = _keep = None  # bound per output kind
 
 
