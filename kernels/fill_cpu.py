@@ -219,7 +219,8 @@ def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
     return kept
 
 
-def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1, stream, p, fmt):
+def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1, stream,
+                   stream_step, p, fmt):
     """Fill ``out`` (1-D, C-contiguous) with a block of a tensor; return the number of failures.
 
     Args:
@@ -230,6 +231,7 @@ def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_lengt
         group: G of the counter contract for (method, precision).
         method: a samplers.METHOD_* code.
         k0, k1: key words (uint64); stream: uint64.
+        stream_step: uint64; run r draws from stream ``stream + stream_step * r`` (1 for batches).
         p: parameters (loc, scale, lo, hi, a, width, alpha, m, sign) in the compute dtype.
         fmt: samplers.FORMAT_NATIVE or a bits.FORMAT_* 16-bit code.
     """
@@ -241,7 +243,8 @@ def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_lengt
         first = (t % tiles_per_run) * TILE
         count = min(TILE, run_length - first)
         start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
-        failures += _fill_span(out, run * run_length + first, start, count, group, method, k0, k1, stream, p, fmt)
+        run_stream = stream + stream_step * np.uint64(run)
+        failures += _fill_span(out, run * run_length + first, start, count, group, method, k0, k1, run_stream, p, fmt)
     return failures
 
 

@@ -37,7 +37,8 @@ def _keep_template(out, o, i, run_first, run_length, z, ok, p, fmt, offset, pend
             pending_list[slot] = offset
 
 
-def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1, stream, p, fmt, failures):
+def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1,
+                          stream, stream_step, p, fmt, failures):
     """Fill ``out`` with a block of a tensor; arguments as ``fill_cpu._fill_template`` plus
     ``failures``, an int64 device array of one element counting elements that hit MAX_ATTEMPTS."""
     pending_list = cuda.shared.array(_LIST, np.int32)
@@ -52,13 +53,14 @@ def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, ru
         cuda.syncthreads()
         run = tile // tiles_per_run
         run_first = run_start(run, lead_counts, lead_starts, lead_strides, base0)
+        run_stream = stream + stream_step * np.uint64(run)
         o = run * run_length
         tile_group = run_first // group + (tile % tiles_per_run) * THREADS
         g = tile_group + tx
         first = g * group
         # Pass 1: the lanes of group g that fall inside the run.
         if first < run_first + run_length:
-            w0, w1, w2, w3 = philox_group(np.uint64(g), stream, np.uint64(0), k0, k1)
+            w0, w1, w2, w3 = philox_group(np.uint64(g), run_stream, np.uint64(0), k0, k1)
             z0, z1, z2, z3, ok0, ok1, ok2, ok3 = group_candidates(method, w0, w1, w2, w3, p)
             values = (z0, z1, z2, z3)
             accepted = (ok0, ok1, ok2, ok3)
@@ -71,7 +73,7 @@ def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, ru
         while k < pending_count[0]:
             i = tile_group * group + pending_list[k]
             attempt = 1
-            while not _draw(out, o + (i - run_first), i, attempt, group, method, k0, k1, stream, p, fmt):
+            while not _draw(out, o + (i - run_first), i, attempt, group, method, k0, k1, run_stream, p, fmt):
                 attempt += 1
                 if attempt == MAX_ATTEMPTS:
                     cuda.atomic.add(failures, 0, 1)

@@ -29,6 +29,8 @@ class Block:
             (row-major): the block's extent, its first index and the tensor's element stride.
         base0: flat offset added to every run's start.
         run_length: consecutive flat indices per run.
+        stream_step: 0 for a block of one tensor; 1 for a batch, whose run r is a whole tensor of its
+            own drawn from stream ``stream + r`` (its flat indices start at 0 again).
     """
 
     shape: tuple[int, ...]
@@ -38,6 +40,7 @@ class Block:
     lead_strides: np.ndarray
     base0: int
     run_length: int
+    stream_step: int = 0
 
     @property
     def size(self) -> int:
@@ -47,6 +50,22 @@ class Block:
 def whole(shape: tuple[int, ...]) -> Block:
     """The block covering the whole tensor."""
     return _block(shape, [0] * len(shape), list(shape), list(shape))
+
+
+def batch(members: int, shape: tuple[int, ...]) -> Block:
+    """``members`` whole tensors of ``shape``, member r from stream ``stream + r``: shape (members, *shape)."""
+    size = math.prod(shape)
+    one = np.array([members], dtype=np.int64)
+    return Block(
+        shape=tuple(shape),
+        out_shape=(members, *shape),
+        lead_counts=one,
+        lead_starts=np.zeros(1, dtype=np.int64),
+        lead_strides=np.zeros(1, dtype=np.int64),
+        base0=0,
+        run_length=size,
+        stream_step=1,
+    )
 
 
 def select(shape: tuple[int, ...], index) -> Block:

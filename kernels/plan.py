@@ -72,8 +72,9 @@ class Plan:
 
     def kernel_arguments(self, block, seed: int, stream: int) -> tuple:
         """The scalar arguments that the CPU and CUDA fill kernels take after the block's geometry
-        arrays: (base0, run_length, group, method, k0, k1, stream, params, fmt), typed as the
-        kernels are compiled for (int64, uint64 key words and stream, compute-dtype parameters)."""
+        arrays: (base0, run_length, group, method, k0, k1, stream, stream_step, params, fmt), typed
+        as the kernels are compiled for (int64; uint64 key words and streams; compute-dtype
+        parameters)."""
         return (
             np.int64(block.base0),
             np.int64(block.run_length),
@@ -82,6 +83,7 @@ class Plan:
             np.uint64(seed & 0xFFFFFFFF),
             np.uint64(seed >> 32),
             np.uint64(stream),
+            np.uint64(block.stream_step),
             self.params,
             np.int64(self.fmt),
         )

@@ -84,6 +84,19 @@ def test_large_tensor_blocks_use_64_bit_indices():
     assert not np.array_equal(low, high)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+def test_batch_member_r_is_the_tensor_of_stream_plus_r(dtype):
+    from warpinit.kernels import fill_cpu, layout, plan
+
+    members, shape = 5, (7, 301)
+    p = plan.truncated_normal(0.0, 1.0, -2.0, 2.0, np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype))
+    out = np.empty((members, *shape), dtype=p.dtype)
+    fill_cpu.launch(out, layout.batch(members, shape), p, SEED, 40)
+    for r in range(members):
+        single = wi.truncated_normal(shape, dtype=dtype, seed=SEED, stream=40 + r, device="cpu")
+        np.testing.assert_array_equal(out[r].view(np.uint8), single.view(np.uint8))
+
+
 def test_streams_and_seeds_are_uncorrelated():
     n = 1_000_000
     base = wi.normal(n, seed=1, stream=0, device="cpu").astype(np.float64)

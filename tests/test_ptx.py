@@ -17,7 +17,7 @@ def _signature(kind):
     return (
         types.Array(_OUT[kind], 1, "C"), index, index, index,
         types.int64, types.int64, types.int64, types.int64,
-        types.uint64, types.uint64, types.uint64,
+        types.uint64, types.uint64, types.uint64, types.uint64,
         types.UniTuple(compute, 9), types.int64, types.Array(types.int64, 1, "C"),
     )
 

@@ -54,14 +54,15 @@ CASES = [
 ]
 DTYPES = [np.dtype(np.float32), plan.BFLOAT16, plan.FLOAT16, np.dtype(np.float64)]
 BLOCKS = {
-    "whole": ((301,), None),
-    "unaligned block": ((5, 37), (slice(1, 4), slice(3, 34))),
-    "columns": ((4, 6), (slice(None), slice(1, 3))),
+    "whole": lambda: layout.whole((301,)),
+    "unaligned block": lambda: layout.select((5, 37), (slice(1, 4), slice(3, 34))),
+    "columns": lambda: layout.select((4, 6), (slice(None), slice(1, 3))),
+    "batch": lambda: layout.batch(3, (5, 7)),  # member r from stream + r
 }
 # Every case and dtype on an unaligned block; the other layouts with every case in float32. (The
 # simulator runs a Python thread per CUDA thread: the matrix is kept to what each check needs.)
 MATRIX = [(case, dtype, "unaligned block") for case in CASES for dtype in DTYPES] + [
-    (case, DTYPES[0], layout_name) for case in CASES for layout_name in ("whole", "columns")
+    (case, DTYPES[0], layout_name) for case in CASES for layout_name in ("whole", "columns", "batch")
 ]
 
 
@@ -84,9 +85,8 @@ def _gpu(block, p):
 )
 def test_fill_kernel_matches_cpu(case, dtype, block_name):
     _, make = case
-    shape, index = BLOCKS[block_name]
     p = make(dtype)
-    block = layout.whole(shape) if index is None else layout.select(shape, index)
+    block = BLOCKS[block_name]()
     cpu, gpu = _cpu(block, p), _gpu(block, p)
     if STRICT:
         np.testing.assert_array_equal(gpu.reshape(-1).view(np.uint8), cpu.reshape(-1).view(np.uint8))
