@@ -5,10 +5,11 @@ exposed as a framework-neutral array API. ``import warpinit`` compiles nothing: 
 first use and are cached.
 """
 
+from ._orthogonal import orthogonal as orthogonal
 from ._sampling import normal as normal
 from ._sampling import truncated_normal as truncated_normal
 from ._sampling import uniform as uniform
 
 __version__ = "0.1.0"
 
-__all__ = ["normal", "truncated_normal", "uniform", "__version__"]
+__all__ = ["normal", "orthogonal", "truncated_normal", "uniform", "__version__"]

@@ -3,7 +3,7 @@
 import pytest
 from numba import types
 
-from warpinit.kernels import fill_cuda
+from warpinit.kernels import fill_cuda, orthogonal_cuda
 from warpinit.kernels._jit import cuda_module, simulator_enabled
 
 pytestmark = pytest.mark.skipif(simulator_enabled(), reason="PTX compilation needs the real numba.cuda target")
@@ -30,3 +30,24 @@ def test_fill_kernel_compiles_to_ptx(kind, cc):
     assert ".entry" in ptx
     # Everything is inlined: no calls to device functions that would need the driver to link.
     assert "call.uni" not in ptx or "__internal" in ptx
+
+
+def _orthogonal_signatures(dtype):
+    a3, a2 = types.Array(dtype, 3, "C"), types.Array(dtype, 2, "C")
+    return {"reflectors": (a3, a2), "small": (a3, a2, a3), "larft": (a3, a2, a3)}
+
+
+@pytest.mark.parametrize("cc", [(8, 0), (9, 0)], ids=["sm_80", "sm_90"])
+@pytest.mark.parametrize("dtype", [types.float32, types.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", ["reflectors", "small", "larft"])
+def test_orthogonal_kernels_compile_to_ptx(name, dtype, cc):
+    signature = _orthogonal_signatures(dtype)[name]
+    ptx, _ = cuda_module().compile_ptx(orthogonal_cuda.kernel_source(name), signature, cc=cc)
+    assert f".target sm_{cc[0]}{cc[1]}" in ptx and ".entry" in ptx
+
+
+@pytest.mark.parametrize("cc", [(8, 0), (9, 0)], ids=["sm_80", "sm_90"])
+def test_scale_round_kernel_compiles_to_ptx(cc):
+    signature = (types.Array(types.float32, 1, "C"), types.float32, types.Array(types.uint16, 1, "C"), types.int64)
+    ptx, _ = cuda_module().compile_ptx(orthogonal_cuda.kernel_source("scale_round"), signature, cc=cc)
+    assert f".target sm_{cc[0]}{cc[1]}" in ptx and ".entry" in ptx

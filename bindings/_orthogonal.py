@@ -1,0 +1,141 @@
+"""``warpinit.orthogonal``: Haar-distributed (semi-)orthogonal matrices, one or a whole batch at once."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _args, _devices
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto", batch=None, out=None):
+    """A random orthogonal matrix as Keras's Orthogonal initializer makes it, without a QR.
+
+    The tensor is seen as a matrix of rows = prod(shape[:-1]) and cols = shape[-1]: it has
+    orthonormal columns when rows >= cols and orthonormal rows otherwise, is Haar-distributed, is
+    multiplied by ``gain`` and reshaped to ``shape``.
+
+    Args:
+        shape: sequence of at least two non-negative ints.
+        gain: finite real multiplier.
+        dtype: "float16", "bfloat16", "float32" or "float64" (default float32, or ``out``'s dtype).
+            16-bit results are computed in float32 and rounded to nearest-even.
+        seed: int in [0, 2**64), or None for fresh OS entropy.
+        stream: int in [0, 2**32).
+        device: "auto", "cpu" or "cuda".
+        batch: None for one matrix of ``shape``, or a positive int B for an array of shape (B, *shape)
+            whose member k is built from the Gaussian inputs of ``orthogonal(shape, seed=seed,
+            stream=stream + k)`` (and equals it within the orthogonality tolerance). One pass covers
+            the whole batch; stream + B must be <= 2**32.
+        out: C-contiguous writable array of the result's shape and ``dtype`` to fill.
+
+    Returns:
+        NumPy (CPU) or CuPy (CUDA) array of ``shape`` (or (batch, *shape)), or ``out``.
+
+    Raises:
+        ValueError: rank < 2, negative dimensions, non-finite gain, bad seed/stream/batch/device.
+        TypeError: non-integer dimensions or batch, unknown dtype.
+        MemoryError: the result and its workspace do not fit in the device's memory.
+
+    Counter contract: the Gaussian inputs of member k are ``normal((max(rows, cols), min(rows, cols)),
+    seed=seed, stream=stream + k)`` in float32 (float64 for float64 results); Householder reflector j
+    is built from column j of that matrix from the diagonal down (see ``warpinit.kernels.orthogonal``).
+    """
+    function = "orthogonal"
+    shape = _args.shape(function, shape)
+    if len(shape) < 2:
+        raise ValueError(
+            f"{function}: the tensor to initialize must be at least two-dimensional. Received: "
+            f"shape={shape} of rank {len(shape)}."
+        )
+    members = _batch(function, batch)
+    default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
+    dtype = _args.dtype(function, dtype, default)
+    gain = _args.real(function, "gain", gain)
+    if not math.isfinite(gain):
+        raise ValueError(f"{function}: gain must be finite, got {gain!r}")
+    seed = _args.seed(function, seed, None)
+    stream = _args.stream(function, stream, count=members or 1)
+    device = _devices.resolve(function, _args.device(function, device))
+
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    big, small = max(rows, cols), min(rows, cols)
+    count = members or 1
+    result_shape = (members, *shape) if members else shape
+    compute = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
+    # Gaussian inputs, their reflectors and Q: three matrices of the compute dtype per member.
+    _devices.check_memory(function, device, count * big * small * (3 * compute.itemsize) + count * rows * cols * dtype.itemsize)
+    if out is not None:
+        result = _devices.check_out(function, device, out, result_shape, dtype)
+    else:
+        result = _devices.empty(device, result_shape, dtype)
+    if rows * cols == 0 or count == 0:
+        return out if out is not None else result
+
+    if device == "cpu":
+        from warpinit.kernels import orthogonal as kernels
+
+        q = kernels.haar_cpu(_gaussians(count, big, small, compute, seed, stream, "cpu"))
+    else:
+        from warpinit.kernels import orthogonal_cuda as kernels
+
+        q = kernels.haar_cupy(_gaussians(count, big, small, compute, seed, stream, "cuda"))
+    if rows < cols:
+        q = q.swapaxes(1, 2)  # (count, rows, cols)
+    _write(result, q, gain, dtype, device)
+    return out if out is not None else result
+
+
+def _batch(function: str, batch):
+    if batch is None:
+        return None
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)):
+        raise TypeError(f"{function}: batch must be None or a positive int, got {type(batch).__name__}: {batch!r}")
+    if batch < 1:
+        raise ValueError(f"{function}: batch must be None or a positive int, got {batch}")
+    return int(batch)
+
+
+def _gaussians(count, big, small, compute, seed, stream, device):
+    """(count, big, small) standard normals, member k from stream + k (the counter contract)."""
+    from warpinit.kernels import layout, plan
+
+    block = layout.batch(count, (big, small))
+    normal = plan.normal(0.0, 1.0, compute)
+    g = _devices.empty(device, block.out_shape, compute)
+    if device == "cpu":
+        from warpinit.kernels import fill_cpu
+
+        fill_cpu.launch(g, block, normal, seed, stream)
+    else:
+        from warpinit.kernels import fill_cuda
+
+        fill_cuda.launch_cupy(g, block, normal, seed, stream)
+    return g
+
+
+def _write(result, q, gain, dtype, device):
+    """result[...] = gain * q, rounded to ``dtype`` (16-bit through the shared rounding routine)."""
+    from warpinit.kernels import plan
+
+    flat = result.reshape(q.shape)
+    if dtype in (_FLOAT32, _FLOAT64):
+        if device == "cpu":
+            np.multiply(q, dtype.type(gain), out=flat)
+        else:
+            flat[...] = q * dtype.type(gain)
+        return
+    fmt = plan.uniform(0.0, 1.0, dtype).fmt
+    source = q if q.flags.c_contiguous else q.copy()
+    if device == "cpu":
+        from warpinit.kernels import orthogonal as kernels
+
+        kernels.scale_round_cpu(source.reshape(-1), np.float32(gain), flat.reshape(-1).view(np.uint16), np.int64(fmt))
+    else:
+        from warpinit.kernels import orthogonal_cuda as kernels
+
+        kernels.scale_round_cupy(source.reshape(-1), np.float32(gain), flat.reshape(-1).view(np.uint16), fmt)

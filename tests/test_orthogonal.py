@@ -1,0 +1,162 @@
+"""wi.orthogonal: orthogonality, the Haar property against theory and against QR + sign, batches,
+determinism, 16-bit outputs and errors."""
+
+import math
+import os
+import subprocess
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+from scipy import stats
+
+import warpinit as wi
+
+ALPHA = 1e-3  # significance of every statistical test (fixed seeds: deterministic outcome)
+TOLERANCE = {"float32": 2e-5, "float64": 1e-12}
+
+
+def _orthogonality_error(q, gain=1.0):
+    """max |M^T M - I| over the orthonormal side of the (rows, cols) matrix of q, gain removed."""
+    m = np.asarray(q, dtype=np.float64).reshape(-1, q.shape[-1]) / gain
+    if m.shape[0] < m.shape[1]:
+        m = m.T
+    return np.abs(m.T @ m - np.eye(m.shape[1])).max()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape",
+    [(8, 8), (64, 64), (512, 512), (700, 300), (300, 700), (3, 3, 16, 32), (1, 40), (40, 1), (1, 1), (513, 512)],
+)
+def test_orthonormal_within_tolerance(shape, dtype):
+    gain = 1.7
+    q = wi.orthogonal(shape, gain=gain, dtype=dtype, seed=1, device="cpu")
+    assert q.shape == shape and q.dtype == np.dtype(dtype)
+    assert _orthogonality_error(q, gain) <= TOLERANCE[dtype]
+
+
+def test_keras_orientation():
+    tall = wi.orthogonal((6, 4), seed=2, device="cpu")
+    wide = wi.orthogonal((4, 6), seed=2, device="cpu")
+    np.testing.assert_allclose(tall.T @ tall, np.eye(4), atol=1e-6)  # orthonormal columns
+    np.testing.assert_allclose(wide @ wide.T, np.eye(4), atol=1e-6)  # orthonormal rows
+    # The wide matrix is the transpose of the tall one built from the same Gaussian inputs.
+    np.testing.assert_array_equal(wide, tall.T)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_haar_entries_trace_and_determinant(n):
+    """Against theory: Q[i, j]^2 ~ Beta(1/2, (n-1)/2), trace ~ (0, 1), det = +-1 equally often."""
+    samples = 4000
+    q = wi.orthogonal((n, n), dtype="float64", seed=100 + n, batch=samples, device="cpu")
+    beta = stats.beta(0.5, (n - 1) / 2)
+    for i, j in [(0, 0), (n - 1, n - 1), (0, n - 1), (n // 2, 0)]:
+        assert stats.kstest(q[:, i, j] ** 2, beta.cdf).pvalue > ALPHA, (i, j)
+        # Entries are symmetric about zero.
+        assert stats.binomtest(int((q[:, i, j] > 0).sum()), samples).pvalue > ALPHA
+    trace = np.trace(q, axis1=1, axis2=2)
+    assert abs(trace.mean()) < 5 / math.sqrt(samples)
+    assert abs(trace.var() - 1.0) < 5 * math.sqrt(2 / samples) * 1.5
+    det = np.linalg.det(q)
+    np.testing.assert_allclose(np.abs(det), 1.0, atol=1e-10)
+    assert stats.binomtest(int((det > 0).sum()), samples).pvalue > ALPHA
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 2), (2, 6)])
+def test_same_law_as_qr_with_sign_fix(shape):
+    """Two-sample tests against the reference: Householder QR of a Gaussian with Q * sign(diag R)."""
+    samples = 5000
+    rows, cols = shape
+    big, small = max(rows, cols), min(rows, cols)
+    ours = wi.orthogonal(shape, dtype="float64", seed=7, batch=samples, device="cpu")
+    rng = np.random.default_rng(8)
+    q, r = np.linalg.qr(rng.standard_normal((samples, big, small)))
+    reference = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    if rows < cols:
+        reference = reference.swapaxes(1, 2)
+    statistics = [
+        lambda a: a[:, 0, 0],
+        lambda a: a[:, -1, -1],
+        lambda a: a[:, 0, -1] * a[:, -1, 0],
+        lambda a: np.einsum("bii->b", a[:, :small, :small]),
+    ]
+    for statistic in statistics:
+        assert stats.ks_2samp(statistic(ours), statistic(reference)).pvalue > ALPHA
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (96, 40), (600, 700)])
+def test_batch_member_equals_single_call(shape):
+    batch = wi.orthogonal(shape, seed=11, stream=20, batch=3, device="cpu")
+    assert batch.shape == (3, *shape)
+    for k in range(3):
+        single = wi.orthogonal(shape, seed=11, stream=20 + k, device="cpu")
+        if math.prod(shape) <= 256 * 256:  # the same code path: the same bits
+            np.testing.assert_array_equal(batch[k], single)
+        else:
+            np.testing.assert_allclose(batch[k], single, atol=2e-6)
+    assert not np.allclose(batch[0], batch[1])
+
+
+def test_same_call_same_bits_and_threads_agree():
+    code = (
+        "import hashlib, numpy as np, warpinit as wi\n"
+        "a = wi.orthogonal((700, 600), seed=3, device='cpu'); b = wi.orthogonal((64, 64), seed=3, batch=5, device='cpu')\n"
+        "np.save('{path}', np.concatenate([a.ravel(), b.ravel()]))\n"
+    )
+    results = []
+    for threads in ("1", "2"):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"warpinit_orth_{os.getpid()}_{threads}.npy")
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        subprocess.run([sys.executable, "-c", code.format(path=path)], env=env, check=True, timeout=600)
+        results.append(np.load(path))
+        os.remove(path)
+    np.testing.assert_allclose(results[0], results[1], atol=2e-6)
+    a = wi.orthogonal((700, 600), seed=3, device="cpu")
+    np.testing.assert_array_equal(a, wi.orthogonal((700, 600), seed=3, device="cpu"))
+
+
+@pytest.mark.parametrize("dtype, unit", [("bfloat16", 2.0**-9), ("float16", 2.0**-12)])
+def test_16bit_outputs_orthogonal_to_their_precision(dtype, unit):
+    q = wi.orthogonal((128, 96), dtype=dtype, seed=5, batch=2, device="cpu")
+    assert q.dtype == np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
+    # Rounding each entry by at most `unit` relative moves M^T M by at most 2 * unit (Cauchy-Schwarz).
+    for member in q:
+        assert _orthogonality_error(member) <= 2 * unit + 1e-5
+    f32 = wi.orthogonal((128, 96), dtype="float32", seed=5, batch=2, device="cpu")
+    np.testing.assert_array_equal(q, f32.astype(q.dtype))
+
+
+def test_out_and_empty_shapes():
+    out = np.empty((2, 10, 6), np.float32)
+    assert wi.orthogonal((10, 6), seed=1, batch=2, out=out, device="cpu") is out
+    np.testing.assert_array_equal(out, wi.orthogonal((10, 6), seed=1, batch=2, device="cpu"))
+    assert wi.orthogonal((0, 5), seed=1, device="cpu").shape == (0, 5)
+    assert wi.orthogonal((4, 0), seed=1, batch=2, device="cpu").shape == (2, 4, 0)
+
+
+HUGE = (2**20, 2**20)
+
+
+@pytest.mark.parametrize(
+    "call, error, text",
+    [
+        (lambda: wi.orthogonal((5,), seed=1), ValueError, r"at least two-dimensional. Received: shape=\(5,\) of rank 1"),
+        (lambda: wi.orthogonal((), seed=1), ValueError, r"at least two-dimensional"),
+        (lambda: wi.orthogonal((-1, 5), seed=1), ValueError, r"shape entries must be >= 0"),
+        (lambda: wi.orthogonal((2.5, 5), seed=1), TypeError, r"shape entries must be ints"),
+        (lambda: wi.orthogonal(HUGE, gain=math.inf, seed=1), ValueError, r"gain must be finite"),
+        (lambda: wi.orthogonal(HUGE, gain=math.nan, seed=1), ValueError, r"gain must be finite"),
+        (lambda: wi.orthogonal(HUGE, gain="1", seed=1), TypeError, r"gain must be a real number"),
+        (lambda: wi.orthogonal(HUGE, batch=0, seed=1), ValueError, r"batch must be None or a positive int, got 0"),
+        (lambda: wi.orthogonal(HUGE, batch=2.0, seed=1), TypeError, r"batch must be None or a positive int"),
+        (lambda: wi.orthogonal(HUGE, batch=True, seed=1), TypeError, r"batch must be None or a positive int"),
+        (lambda: wi.orthogonal(HUGE, batch=2, stream=2**32 - 1, seed=1), ValueError, r"stream \+ batch must be <= 2\*\*32"),
+        (lambda: wi.orthogonal(HUGE, dtype="int8", seed=1), TypeError, r"dtype must be one of"),
+        (lambda: wi.orthogonal(HUGE, seed=1, device="cpu"), MemoryError, r"orthogonal: the result needs"),
+    ],
+)
+def test_bad_input(call, error, text):
+    with pytest.raises(error, match=text):
+        call()
