@@ -1,9 +1,12 @@
 """The benchmark cases: one list, shared by ``warpinit bench`` and the pytest-benchmark suites.
 
-A case is (op, size, dtype, library); ``build()`` returns the zero-argument function to time. The
-library "limit" is the machine's own ceiling for the op, measured in the same run: for sampling, a
-parallel fill of a preallocated array of the same size and dtype (the memory-write bandwidth every
-sampler must pay at least).
+A case is (op, size, dtype, library, device, batch); ``build()`` returns the zero-argument function to
+time and ``work`` what it does: values for the samplers, flops for ``orthogonal`` (``batch`` matrices
+of ``size`` x ``size``, counted as (4/3) n^3 each: the accumulation of Q from n reflectors, the least
+any QR-based method does). The library "limit" is the machine's own ceiling for the op, measured in
+the same run: for sampling, a parallel fill of a preallocated array of the same size and dtype (the
+memory-write bandwidth every sampler pays at least); for ``orthogonal``, a GEMM (the rate at which
+those flops could run at best).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from .peers import OPS, PEERS
 LIMIT = "limit"
 DEFAULT_SIZES = (10**7, 10**8)
 QUICK_SIZES = (10**6, 10**7)
+# (batch, n) of the orthogonal cases: single large matrices and the stacks of a Dense model.
+ORTHOGONAL_SHAPES = ((1, 2048), (1, 4096), (64, 1024), (1024, 128))
+QUICK_ORTHOGONAL_SHAPES = ((1, 1024), (16, 512), (256, 128))
+GEMM_LIMIT_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -27,26 +34,62 @@ class Case:
     dtype: str
     library: str
     device: str = "cpu"
+    batch: int = 1
 
     @property
     def name(self) -> str:
+        if self.op == "orthogonal":
+            return f"orthogonal-{self.batch}x{self.size}^2-{self.dtype}-{self.library}-{self.device}"
         return f"{self.op}-{self.size:.0e}-{self.dtype}-{self.library}-{self.device}"
 
-    def build(self) -> Callable[[], object] | None:
-        """The function that produces one tensor, or None when the library cannot do this case."""
+    @property
+    def work(self) -> float:
+        """Values produced (sampling) or flops done (orthogonal; for its limit, the GEMM's)."""
+        if self.op != "orthogonal":
+            return float(self.size)
         if self.library == LIMIT:
+            return 2.0 * GEMM_LIMIT_SIZE**3
+        return self.batch * 4.0 / 3.0 * float(self.size) ** 3
+
+    def build(self) -> Callable[[], object] | None:
+        """The function that produces one result, or None when the library cannot do this case."""
+        if self.library == LIMIT:
+            if self.op == "orthogonal":
+                return gemm_limit(self.dtype, self.device)
             return fill_limit(self.size, self.dtype, self.device)
-        return PEERS[self.library].build(self.op, self.size, self.dtype, self.device)
+        return PEERS[self.library].build(self)
 
 
-def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu") -> list[Case]:
+def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu",
+          orthogonal_shapes=ORTHOGONAL_SHAPES) -> list[Case]:
     """Every (op, size, library) case, with the limit case of each (op, size) first."""
     result = []
     for op in ops:
-        for size in sizes:
-            result.append(Case(op, size, dtype, LIMIT, device))
-            result.extend(Case(op, size, dtype, library, device) for library in libraries)
+        shapes = orthogonal_shapes if op == "orthogonal" else [(1, size) for size in sizes]
+        for batch, size in shapes:
+            result.append(Case(op, size, dtype, LIMIT, device, batch))
+            result.extend(Case(op, size, dtype, library, device, batch) for library in libraries)
     return result
+
+
+def gemm_limit(dtype: str, device: str):
+    """A square GEMM of GEMM_LIMIT_SIZE in ``dtype`` (float32 for 16-bit): the flop-rate ceiling."""
+    kind = np.float64 if dtype == "float64" else np.float32
+    n = GEMM_LIMIT_SIZE
+    if device == "cuda":
+        import cupy
+
+        a = cupy.random.standard_normal((n, n), dtype=kind)
+        out = cupy.empty_like(a)
+
+        def run():
+            cupy.matmul(a, a, out=out)
+            cupy.cuda.get_current_stream().synchronize()
+
+        return run
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(kind)
+    out = np.empty_like(a)
+    return lambda: np.matmul(a, a, out=out)
 
 
 def fill_limit(size: int, dtype: str, device: str):

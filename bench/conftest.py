@@ -1,7 +1,8 @@
 """pytest-benchmark front end of the cases in cases.py.
 
-Sizes come from WARPINIT_BENCH_SIZES (default 1e7,1e8). With ``--benchmark-disable`` (as CI runs
-them) every case runs once at 10**4 elements, so that the suites cannot rot. Thread counts are
+Sampling sizes come from WARPINIT_BENCH_SIZES (default 1e7,1e8), orthogonal shapes from
+cases.ORTHOGONAL_SHAPES. With ``--benchmark-disable`` (as CI runs them) every case runs once at a
+tiny size, so that the suites cannot rot. Thread counts are
 equalised before any peer is imported (WARPINIT_BENCH_THREADS, default: all cores).
 """
 
@@ -18,8 +19,9 @@ def pytest_generate_tests(metafunc):
     from warpinit.bench.cases import cases
 
     if metafunc.config.getoption("benchmark_disable", False):
-        sizes = (10**4,)
+        sizes, shapes = (10**4,), ((1, 32), (4, 16))
     else:
         sizes = tuple(int(float(s)) for s in os.environ.get("WARPINIT_BENCH_SIZES", "1e7,1e8").split(","))
-    selected = cases(sizes=sizes)
+        shapes = None
+    selected = cases(sizes=sizes, **({"orthogonal_shapes": shapes} if shapes else {}))
     metafunc.parametrize("case", selected, ids=[c.name for c in selected])

@@ -1,9 +1,10 @@
 """The libraries warpinit is compared with, behind one small interface.
 
 Each peer says whether it is installed (never an error when it is not: the runner lists it as skipped
-with the pip extra that brings it) and builds, for an op, a size and a dtype, a zero-argument function
-that generates one tensor and returns once the values exist (device work synchronised). Every peer
-runs with the same number of threads (``set_threads``), set before its first use.
+with the pip extra that brings it) and builds, for a benchmark case, a zero-argument function that
+produces one result and returns once the values exist (device work synchronised), or None when the
+library has no such operation. Every peer runs with the same number of threads (``set_threads``),
+set before its first use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-OPS = ("truncated_normal", "normal", "uniform")
+SAMPLING = ("truncated_normal", "normal", "uniform")
+OPS = SAMPLING + ("orthogonal",)
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Peer:
     name: str
     module: str  # importable module that must be present
     install: str  # what brings it
-    build: Callable[[str, int, str, str], Callable[[], object] | None]
+    build: Callable[[object], Callable[[], object] | None]  # Case -> function to time, or None
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -42,29 +44,63 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-def _warpinit(op: str, size: int, dtype: str, device: str):
-    import warpinit as wi
+def _numpy_dtype(dtype: str):
+    import ml_dtypes
 
-    sampler = getattr(wi, op)
+    return ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+
+
+def _empty(shape, dtype, device):
     if device == "cuda":
         import cupy
 
-        out = cupy.empty(size, dtype=_numpy_dtype(dtype))
-
-        def run():
-            sampler((size,), dtype=dtype, seed=1, device="cuda", out=out)
-            cupy.cuda.get_current_stream().synchronize()
-
-        return run
-    out = np.empty(size, dtype=_numpy_dtype(dtype))
-    return lambda: sampler((size,), dtype=dtype, seed=1, device="cpu", out=out)
+        return cupy.empty(shape, dtype=_numpy_dtype(dtype))
+    return np.empty(shape, dtype=_numpy_dtype(dtype))
 
 
-def _numpy(op: str, size: int, dtype: str, device: str):
-    if device != "cpu" or dtype not in ("float32", "float64"):
+def _synchronised(function, device):
+    """``function`` itself on the CPU; on CUDA, followed by a synchronisation of CuPy's stream."""
+    if device != "cuda":
+        return function
+    import cupy
+
+    def run():
+        function()
+        cupy.cuda.get_current_stream().synchronize()
+
+    return run
+
+
+def _warpinit(case):
+    import warpinit as wi
+
+    size, dtype, device = case.size, case.dtype, case.device
+    if case.op == "orthogonal":
+        batch = case.batch if case.batch > 1 else None
+        out = _empty(((case.batch,) if batch else ()) + (size, size), dtype, device)
+        return _synchronised(
+            lambda: wi.orthogonal((size, size), batch=batch, dtype=dtype, seed=1, device=device, out=out), device
+        )
+    sampler = getattr(wi, case.op)
+    out = _empty((size,), dtype, device)
+    return _synchronised(lambda: sampler((size,), dtype=dtype, seed=1, device=device, out=out), device)
+
+
+def _numpy(case):
+    if case.device != "cpu" or case.dtype not in ("float32", "float64"):
         return None
     rng = np.random.default_rng(1)
-    kind = np.dtype(dtype)
+    kind = np.dtype(case.dtype)
+    if case.op == "orthogonal":
+        shape = (case.batch, case.size, case.size)
+
+        def orthogonal():
+            # What Keras's numpy backend does: QR of a Gaussian, Q times the signs of R's diagonal.
+            q, r = np.linalg.qr(rng.standard_normal(shape, dtype=kind))
+            return q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+
+        return orthogonal
+    size = case.size
     out = np.empty(size, dtype=kind)
 
     def truncated_normal():
@@ -80,71 +116,130 @@ def _numpy(op: str, size: int, dtype: str, device: str):
         "truncated_normal": truncated_normal,
         "normal": lambda: rng.standard_normal(size, dtype=kind, out=out),
         "uniform": lambda: rng.random(size, dtype=kind, out=out),
-    }[op]
+    }[case.op]
 
 
-def _tensorflow(op: str, size: int, dtype: str, device: str):
+def _tensorflow(case):
+    if case.op not in SAMPLING:
+        return None
     import tensorflow as tf
 
-    tf_device = "/GPU:0" if device == "cuda" else "/CPU:0"
-    kind = getattr(tf, dtype)
+    tf_device = "/GPU:0" if case.device == "cuda" else "/CPU:0"
+    kind = getattr(tf, case.dtype)
+    shape = (case.size,)
     function = {
-        "truncated_normal": lambda: tf.random.truncated_normal((size,), dtype=kind, seed=1),
-        "normal": lambda: tf.random.normal((size,), dtype=kind, seed=1),
-        "uniform": lambda: tf.random.uniform((size,), dtype=kind, seed=1),
-    }[op]
+        "truncated_normal": lambda: tf.random.truncated_normal(shape, dtype=kind, seed=1),
+        "normal": lambda: tf.random.normal(shape, dtype=kind, seed=1),
+        "uniform": lambda: tf.random.uniform(shape, dtype=kind, seed=1),
+    }[case.op]
 
     def run():
         with tf.device(tf_device):
-            return function().numpy() if device == "cuda" else function()
+            return function().numpy() if case.device == "cuda" else function()
 
     return run
 
 
-def _torch(op: str, size: int, dtype: str, device: str):
+def _keras(case):
+    """Keras 3 initializers on the TensorFlow backend (the default; one backend per process)."""
+    if case.op != "orthogonal":
+        return None
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    initializer = keras.initializers.Orthogonal(seed=1)
+    shape = (case.size, case.size)
+
+    def run():
+        for _ in range(case.batch):
+            initializer(shape, dtype=case.dtype)
+
+    return run
+
+
+def _torch(case):
     import torch
 
-    out = torch.empty(size, dtype=getattr(torch, dtype), device=device)
+    dtype = getattr(torch, case.dtype)
+    if case.op == "orthogonal":
+        out = torch.empty(case.batch, case.size, case.size, dtype=dtype, device=case.device)
+
+        def orthogonal():
+            for member in out:  # what torch.nn.init offers: one matrix at a time
+                torch.nn.init.orthogonal_(member)
+
+        return _torch_synchronised(orthogonal, case.device)
+    out = torch.empty(case.size, dtype=dtype, device=case.device)
     function = {
         "truncated_normal": lambda: torch.nn.init.trunc_normal_(out, a=-2.0, b=2.0),
         "normal": lambda: torch.nn.init.normal_(out),
         "uniform": lambda: torch.nn.init.uniform_(out),
-    }[op]
-    if device == "cuda":
-        def run():
-            function()
-            torch.cuda.synchronize()
-
-        return run
-    return function
+    }[case.op]
+    return _torch_synchronised(function, case.device)
 
 
-def _jax(op: str, size: int, dtype: str, device: str):
+def _torch_qr(case):
+    """torch.linalg.qr on the whole stack at once, with the sign fix: PyTorch's batched route."""
+    if case.op != "orthogonal":
+        return None
+    import torch
+
+    shape = (case.batch, case.size, case.size)
+    dtype = getattr(torch, case.dtype)
+
+    def orthogonal():
+        q, r = torch.linalg.qr(torch.randn(shape, dtype=dtype, device=case.device))
+        return q * torch.sign(torch.diagonal(r, dim1=1, dim2=2)).unsqueeze(1)
+
+    return _torch_synchronised(orthogonal, case.device)
+
+
+def _torch_synchronised(function, device):
+    if device != "cuda":
+        return function
+    import torch
+
+    def run():
+        function()
+        torch.cuda.synchronize()
+
+    return run
+
+
+def _jax(case):
     import jax
     import jax.numpy as jnp
 
-    kind = getattr(jnp, dtype)
-    if dtype == "float64" and not jax.config.jax_enable_x64:
+    kind = getattr(jnp, case.dtype)
+    if case.dtype == "float64" and not jax.config.jax_enable_x64:
         return None
     key = jax.random.key(1)
+    if case.op == "orthogonal":
+        init = jax.nn.initializers.orthogonal()
+        shape = (case.size, case.size)
+        if case.batch == 1:
+            function = jax.jit(lambda k: init(k, shape, kind))
+            return lambda: function(key).block_until_ready()
+        stack = jax.jit(jax.vmap(lambda k: init(k, shape, kind)))
+        keys = jax.random.split(key, case.batch)
+        return lambda: stack(keys).block_until_ready()
+    shape = (case.size,)
     function = jax.jit({
-        "truncated_normal": lambda k: jax.random.truncated_normal(k, -2.0, 2.0, (size,), kind),
-        "normal": lambda k: jax.random.normal(k, (size,), kind),
-        "uniform": lambda k: jax.random.uniform(k, (size,), kind),
-    }[op])
+        "truncated_normal": lambda k: jax.random.truncated_normal(k, -2.0, 2.0, shape, kind),
+        "normal": lambda k: jax.random.normal(k, shape, kind),
+        "uniform": lambda k: jax.random.uniform(k, shape, kind),
+    }[case.op])
     return lambda: function(key).block_until_ready()
-
-
-def _numpy_dtype(dtype: str):
-    import ml_dtypes
-
-    return ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
 
 
 PEERS = {
     "warpinit": Peer("warpinit", "warpinit", "pip install warpinit", _warpinit),
     "numpy": Peer("numpy", "numpy", "pip install numpy", _numpy),
     "tf": Peer("tf", "tensorflow", "pip install 'warpinit[bench]' (tensorflow-cpu)", _tensorflow),
+    "keras": Peer("keras", "keras", "pip install 'warpinit[bench]' (keras, tensorflow-cpu)", _keras),
     "torch": Peer("torch", "torch", "pip install torch==2.13.0 (CPU build)", _torch),
+    "torch-qr": Peer("torch-qr", "torch", "pip install torch==2.13.0 (CPU build)", _torch_qr),
     "jax": Peer("jax", "jax", "pip install 'jax[cpu]'", _jax),
 }

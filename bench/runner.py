@@ -1,9 +1,10 @@
 """``warpinit bench``: time warpinit and its peers side by side and print the comparison.
 
 Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
-times; the median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median against each
-peer's, for the same op, size and dtype in the same run; "% limit" is a case's throughput as a
-fraction of the limit case (memory-write bandwidth) measured in that run.
+times; the median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median
+against each peer's, for the same op, size and dtype in the same run; "% limit" is a case's rate as a
+fraction of the limit case measured in that run (memory-write bandwidth for sampling, GEMM flop rate
+for orthogonal).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class Result:
 
     @property
     def rate(self) -> float:
-        """Values per second."""
-        return self.case.size / self.median
+        """Work per second: values for the samplers, flops for orthogonal."""
+        return self.case.work / self.median
 
     @property
     def spread(self) -> float:
@@ -39,7 +40,8 @@ class Result:
         row = asdict(self.case)
         row.update(times=self.times, skipped=self.skipped)
         if not self.skipped:
-            row.update(median=self.median, values_per_second=self.rate)
+            unit = "flops_per_second" if self.case.op == "orthogonal" else "values_per_second"
+            row.update(median=self.median, **{unit: self.rate})
         return row
 
 
@@ -81,17 +83,19 @@ def run(case_list: list[Case], repeats: int, progress=None) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    """The comparison table: one row per case, grouped by (op, size, dtype)."""
-    lines = [f"{'op':<17} {'size':>8} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
-             f"{'Mvalues/s':>10} {'% limit':>8} {'warpinit x':>11}"]
+    """The comparison table: one row per case, grouped by (op, size, batch, dtype). Rates are
+    Mvalues/s for the samplers and GFLOP/s for orthogonal."""
+    lines = [f"{'op':<17} {'size':>11} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
+             f"{'rate':>10} {'% limit':>8} {'warpinit x':>11}"]
     groups: dict[tuple, list[Result]] = {}
     for result in results:
-        groups.setdefault((result.case.op, result.case.size, result.case.dtype), []).append(result)
-    for (op, size, dtype), group in groups.items():
+        groups.setdefault((result.case.op, result.case.size, result.case.batch, result.case.dtype), []).append(result)
+    for (op, size, batch, dtype), group in groups.items():
         limit = next((r for r in group if r.case.library == LIMIT and not r.skipped), None)
         ours = next((r for r in group if r.case.library == "warpinit" and not r.skipped), None)
+        scale, label = (1e9, f"{batch}x{size}^2") if op == "orthogonal" else (1e6, f"{size:.0e}")
         for r in group:
-            head = f"{op:<17} {size:>8.0e} {dtype:<8} {r.case.library:<9}"
+            head = f"{op:<17} {label:>11} {dtype:<8} {r.case.library:<9}"
             if r.skipped:
                 lines.append(f"{head} skipped: {r.skipped}")
                 continue
@@ -100,7 +104,7 @@ def table(results: list[Result]) -> str:
                 speedup = f"{r.median / ours.median:10.2f}x"
             else:
                 speedup = "          -"
-            lines.append(f"{head} {r.median * 1e3:8.2f}ms {100 * r.spread:6.1f}% {r.rate / 1e6:10.1f} {percent} {speedup}")
+            lines.append(f"{head} {r.median * 1e3:8.2f}ms {100 * r.spread:6.1f}% {r.rate / scale:10.1f} {percent} {speedup}")
     return "\n".join(lines)
 
 

@@ -62,6 +62,8 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     stream = _args.stream(function, stream, count=members or 1)
     device = _devices.resolve(function, _args.device(function, device))
 
+    from warpinit.kernels import plan
+
     rows, cols = math.prod(shape[:-1]), shape[-1]
     big, small = max(rows, cols), min(rows, cols)
     count = members or 1
@@ -76,9 +78,16 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     if rows * cols == 0 or count == 0:
         return out if out is not None else result
 
+    target = result.reshape(count, rows, cols)
+    fmt = 0 if dtype in (_FLOAT32, _FLOAT64) else plan.uniform(0.0, 1.0, dtype).fmt
     if device == "cpu":
         from warpinit.kernels import orthogonal as kernels
 
+        if big * small <= kernels.SMALL_MAX_ELEMENTS:
+            # Gaussians, reflectors, Q and the output, member by member in cache.
+            storage = target.view(np.uint16) if fmt else target
+            kernels.small_cpu(storage, big, small, seed, stream, gain, rows < cols, fmt)
+            return out if out is not None else result
         q = kernels.haar_cpu(_gaussians(count, big, small, compute, seed, stream, "cpu"))
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
@@ -86,7 +95,7 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
         q = kernels.haar_cupy(_gaussians(count, big, small, compute, seed, stream, "cuda"))
     if rows < cols:
         q = q.swapaxes(1, 2)  # (count, rows, cols)
-    _write(result, q, gain, dtype, device)
+    _write(target, q, gain, fmt, device)
     return out if out is not None else result
 
 
@@ -118,24 +127,20 @@ def _gaussians(count, big, small, compute, seed, stream, device):
     return g
 
 
-def _write(result, q, gain, dtype, device):
-    """result[...] = gain * q, rounded to ``dtype`` (16-bit through the shared rounding routine)."""
-    from warpinit.kernels import plan
-
-    flat = result.reshape(q.shape)
-    if dtype in (_FLOAT32, _FLOAT64):
+def _write(target, q, gain, fmt, device):
+    """target (count, rows, cols) = gain * q, rounded to the 16-bit format ``fmt`` if not 0."""
+    if not fmt:
         if device == "cpu":
-            np.multiply(q, dtype.type(gain), out=flat)
+            np.multiply(q, target.dtype.type(gain), out=target)
         else:
-            flat[...] = q * dtype.type(gain)
+            target[...] = q * target.dtype.type(gain)
         return
-    fmt = plan.uniform(0.0, 1.0, dtype).fmt
     source = q if q.flags.c_contiguous else q.copy()
     if device == "cpu":
         from warpinit.kernels import orthogonal as kernels
 
-        kernels.scale_round_cpu(source.reshape(-1), np.float32(gain), flat.reshape(-1).view(np.uint16), np.int64(fmt))
+        kernels.scale_round_cpu(source.reshape(-1), np.float32(gain), target.reshape(-1).view(np.uint16), np.int64(fmt))
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
 
-        kernels.scale_round_cupy(source.reshape(-1), np.float32(gain), flat.reshape(-1).view(np.uint16), fmt)
+        kernels.scale_round_cupy(source.reshape(-1), np.float32(gain), target.reshape(-1).view(np.uint16), fmt)

@@ -42,7 +42,7 @@ def _positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from warpinit.bench.cases import DEFAULT_SIZES, QUICK_SIZES
-    from warpinit.bench.peers import OPS, PEERS
+    from warpinit.bench.peers import OPS, PEERS, SAMPLING
 
     top = argparse.ArgumentParser(prog="warpinit", description="Fast, reproducible weight initialisation.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
         "the speed-ups and the fraction of the machine's limit measured in the same run.",
     )
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
-    bench.add_argument("--ops", type=_choices(OPS), default=OPS, help=f"comma-separated ops (default: {','.join(OPS)})")
+    bench.add_argument("--ops", type=_choices(OPS), default=SAMPLING,
+                       help=f"comma-separated ops among {','.join(OPS)} (default: {','.join(SAMPLING)})")
     bench.add_argument("--sizes", type=_sizes, default=None,
                        help=f"comma-separated element counts (default: {','.join(f'{s:.0e}' for s in DEFAULT_SIZES)})")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
@@ -90,7 +91,8 @@ def _bench(args) -> int:
     sizes = args.sizes or (cases.QUICK_SIZES if args.quick else cases.DEFAULT_SIZES)
     repeats = args.repeats or (3 if args.quick else 5)
     libraries = ("warpinit",) + tuple(args.peers)
-    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device)
+    shapes = cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES
+    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes)
     print(f"warpinit bench: device={device} dtype={args.dtype} threads={args.threads} repeats={repeats}", flush=True)
     results = runner.run(case_list, repeats, progress=runner.progress_bar)
     print(runner.table(results))

@@ -268,10 +268,14 @@ def _compile(kind: str, double: bool):
             specialize(_candidates_template, f"_{name}{suffix}", candidate=lanes[method], **names)
         )
     span = _kernel(specialize(_fill_span_template, suffix, **steps, **names))
-    return _driver(specialize(_fill_template, suffix, _fill_span=span))
+    return span, _driver(specialize(_fill_template, suffix, _fill_span=span))
 
 
-DRIVERS = {kind: _compile(kind, kind == "float64") for kind in KINDS}
+_COMPILED = {kind: _compile(kind, kind == "float64") for kind in KINDS}
+# Per output kind: the span function (fills a span of one run; other kernels call it, e.g. the
+# orthogonal one for its Gaussian inputs) and the parallel driver.
+SPANS = {kind: span for kind, (span, _) in _COMPILED.items()}
+DRIVERS = {kind: driver for kind, (_, driver) in _COMPILED.items()}
 
 
 def launch(out: np.ndarray, block, plan, seed: int, stream: int) -> None:

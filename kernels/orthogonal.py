@@ -42,8 +42,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import CPU_OPTIONS, shared
+from ._jit import CPU_OPTIONS, shared, specialize
 from .bits import round_16bit
+from .samplers import METHOD_NORMAL
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
 SMALL_BLOCK = 4  # reflectors applied together by the small-matrix kernel
@@ -141,59 +142,210 @@ def larft_cpu(gram, tau, t):
         larft_member(gram[b], tau[b], t[b], gram.shape[1])
 
 
-@_kernel
+# The small-matrix loops may contract multiply-adds into FMAs: Q depends on the order of floating
+# operations anyway (see the module docstring), and the FMAs are a quarter of the time.
+_FMA = dict(CPU_OPTIONS, fastmath={"contract"})
+
+
+@numba.njit(forceinline=True, **_FMA)
 def _axpy(y, a, x, start, stop):
     """y[start:stop] += a * x[start:stop] (vectorised; unsigned indices skip wraparound checks)."""
     for j in range(np.uint64(start), np.uint64(stop)):
         y[j] += a * x[j]
 
 
-@_kernel
-def _member_small(v, tau, q, w, t, gram):
-    """Q (n, m) of one member from its reflectors v (n, m) and tau, SMALL_BLOCK reflectors at a time.
+@numba.njit(forceinline=True, **_FMA)
+def _accumulate(w, a, b, x, y, start, stop):
+    """w[r, start:stop] += a[r] * x + b[r] * y over [start, stop), for the four rows of w: two rows
+    x, y of Q against four reflectors, each element of x and y read once."""
+    a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
+    b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+    for j in range(np.uint64(start), np.uint64(stop)):
+        xj = x[j]
+        yj = y[j]
+        w[0, j] += a0 * xj + b0 * yj
+        w[1, j] += a1 * xj + b1 * yj
+        w[2, j] += a2 * xj + b2 * yj
+        w[3, j] += a3 * xj + b3 * yj
 
-    For each block (last to first): W = V^T Q, W = T W, Q -= V W over rows and columns >= the block's
-    first index, each row of Q loaded once per block and reused from L1 for every reflector."""
+
+@numba.njit(forceinline=True, **_FMA)
+def _subtract(x, y, a, b, w, start, stop):
+    """x -= sum_r a[r] * w[r] and y -= sum_r b[r] * w[r] over [start, stop)."""
+    a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
+    b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+    for j in range(np.uint64(start), np.uint64(stop)):
+        w0 = w[0, j]
+        w1 = w[1, j]
+        w2 = w[2, j]
+        w3 = w[3, j]
+        x[j] -= a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+        y[j] -= b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3
+
+
+@numba.njit(forceinline=True, **_FMA)
+def _block_row(v, i, j0, b, out):
+    """out[r] = v[i, j0 + r] for the b reflectors of the block, 0 for the others (and for i >= n)."""
+    n = v.shape[0]
+    for r in range(SMALL_BLOCK):
+        out[r] = v[i, j0 + r] if r < b and i < n else v[0, 0] - v[0, 0]
+
+
+@numba.njit(**_FMA)
+def _member_small(v, tau, q, w, t, gram, a, c):
+    """Q (n, m) of one member from its reflectors v (n, m) and tau, four reflectors at a time.
+
+    For each block of four (last to first): W = V^T Q, W = T W, Q -= V W over rows and columns from
+    the block's first index on. Rows of Q go two at a time against the four reflectors (a 2 x 4
+    register block: each element of Q read once per block, each of W once per two rows), and the
+    member stays in cache throughout. Scratch: ``w`` (4, m), ``t`` and ``gram`` (4, 4), ``a`` and
+    ``c`` (4,)."""
     n, m = v.shape
+    zero = v[0, 0] - v[0, 0]
     for i in range(n):
         for j in range(m):
-            q[i, j] = 0
+            q[i, j] = zero
     for j in range(m):
-        q[j, j] = 1
+        q[j, j] = zero + 1
     for j0 in range((m - 1) // SMALL_BLOCK * SMALL_BLOCK, -1, -SMALL_BLOCK):
         b = min(SMALL_BLOCK, m - j0)
-        for r in range(b):
-            for c in range(b):
-                acc = v[j0, j0 + r] * v[j0, j0 + c]
-                for i in range(j0 + 1, n):
-                    acc += v[i, j0 + r] * v[i, j0 + c]
-                gram[r, c] = acc
-        larft_member(gram, tau[j0:], t, b)
-        for r in range(b):
-            for j in range(j0, m):
-                w[r, j] = 0
+        # gram = V^T V of the block, row by row (contiguous reads; V is zero above its diagonal).
+        for r in range(SMALL_BLOCK):
+            for d in range(SMALL_BLOCK):
+                gram[r, d] = zero
         for i in range(j0, n):
             for r in range(b):
-                _axpy(w[r], v[i, j0 + r], q[i], j0, m)
+                vr = v[i, j0 + r]
+                for d in range(r, b):
+                    gram[r, d] += vr * v[i, j0 + d]
+        for r in range(b):
+            for d in range(r):
+                gram[r, d] = gram[d, r]
+        larft_member(gram, tau[j0:], t, b)
+        for r in range(SMALL_BLOCK):
+            for j in range(j0, m):
+                w[r, j] = zero
+        for i in range(j0, n, 2):  # an odd last row pairs with a zero row (its weights are zero)
+            _block_row(v, i, j0, b, a)
+            _block_row(v, i + 1, j0, b, c)
+            _accumulate(w, a, c, q[i], q[min(i + 1, n - 1)], j0, m)
         for r in range(b):  # W = T W, T upper triangular: row r mixes rows r..b-1
             for j in range(j0, m):
                 w[r, j] *= t[r, r]
             for d in range(r + 1, b):
                 _axpy(w[r], t[r, d], w[d], j0, m)
-        for i in range(j0, n):
-            for r in range(b):
-                _axpy(q[i], -v[i, j0 + r], w[r], j0, m)
+        for i in range(j0, n - 1, 2):
+            _block_row(v, i, j0, b, a)
+            _block_row(v, i + 1, j0, b, c)
+            _subtract(q[i], q[i + 1], a, c, w, j0, m)
+        if (n - j0) % 2:  # the last row alone
+            _block_row(v, n - 1, j0, b, a)
+            for r in range(SMALL_BLOCK):
+                c[r] = zero
+            _subtract(q[n - 1], w[0], a, c, w, j0, m)
+
+
+@_kernel
+def _scratch(m, dtype):
+    """The scratch arrays of ``_member_small`` for members of m columns."""
+    return (np.empty((SMALL_BLOCK, m), dtype=dtype), np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype),
+            np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype), np.empty(SMALL_BLOCK, dtype=dtype),
+            np.empty(SMALL_BLOCK, dtype=dtype))
 
 
 @_parallel
-def small_cpu(g, tau, q):
-    """Haar Q (B, n, m) from Gaussians g (B, n, m), one member per thread (g is overwritten by V)."""
+def small_from_gaussians_cpu(g, tau, q):
+    """Q (B, n, m) from given Gaussian inputs g (B, n, m) by the small-matrix kernels, one member per
+    thread (g is overwritten by the reflectors, tau (B, m) receives the taus). The reference that the
+    CUDA one-block kernel is compared with."""
     batch, n, m = g.shape
     for b in prange(batch):
         _member_reflectors(g[b], tau[b], np.empty(m, dtype=g.dtype))
-        _member_small(g[b], tau[b], q[b], np.empty((SMALL_BLOCK, m), dtype=g.dtype),
-                      np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=g.dtype),
-                      np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=g.dtype))
+        _member_small(g[b], tau[b], q[b], *_scratch(m, g.dtype))
+
+
+# The small-matrix driver: one member per thread, everything in cache ------------------------------
+# Templates, bound per output kind by ``_compile_small`` (as the fill kernels are): ``span`` is the
+# fill kernels' span of the compute dtype, ``store`` writes a member to the output.
+span = store = compute_dtype = None
+
+
+def _member_gaussians_template(g, k0, k1, stream, group, p):
+    """The Gaussian inputs of one member, normal((n, m), stream), into g (n, m).
+
+    Only the lower trapezoid is used, but drawing it row by row costs more than drawing everything:
+    short rows never reach the vectorised loop of the span."""
+    n, m = g.shape
+    span(g.reshape(-1), 0, 0, n * m, group, METHOD_NORMAL, k0, k1, stream, p, 0)
+
+
+def _small_template(out, n, m, k0, k1, stream, group, p, gain, transpose, fmt):
+    """out (B, rows, cols): member b = gain * Q of stream + b, (n, m) or transposed."""
+    for b in prange(out.shape[0]):
+        g = np.empty((n, m), dtype=compute_dtype)
+        q = np.empty((n, m), dtype=compute_dtype)
+        tau = np.empty(m, dtype=compute_dtype)
+        _member_gaussians(g, k0, k1, stream + np.uint64(b), group, p)
+        _member_reflectors(g, tau, np.empty(m, dtype=compute_dtype))
+        _member_small(g, tau, q, *_scratch(m, compute_dtype))
+        store(out[b], q, gain, transpose, fmt)
+
+
+@numba.njit(forceinline=True, **CPU_OPTIONS)
+def _store_native(out, q, gain, transpose, fmt):
+    n, m = q.shape
+    if transpose:
+        for j in range(m):
+            for i in range(n):
+                out[j, i] = gain * q[i, j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                out[i, j] = gain * q[i, j]
+
+
+@numba.njit(forceinline=True, **CPU_OPTIONS)
+def _store_16bit(out, q, gain, transpose, fmt):
+    n, m = q.shape
+    for i in range(n):
+        for j in range(m):
+            bits, _ = round_16bit(gain * q[i, j], fmt)
+            if transpose:
+                out[j, i] = np.uint16(bits)
+            else:
+                out[i, j] = np.uint16(bits)
+
+
+def _compile_small(kind):
+    from . import fill_cpu
+
+    compute = np.float64 if kind == "float64" else np.float32
+    names = {"span": fill_cpu.SPANS["float64" if kind == "float64" else "float32"],
+             "store": _store_16bit if kind == "16bit" else _store_native, "compute_dtype": compute}
+    gaussians = _kernel(specialize(_member_gaussians_template, "_" + kind, **names))
+    return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians, **names))
+
+
+_SMALL_DRIVERS: dict = {}
+
+
+def small_cpu(out, n, m, seed, stream, gain, transpose, fmt):
+    """Fill out (B, rows, cols) (a uint16 view for 16-bit outputs, else float32/float64) with gain * Q
+    of members built from stream + b, (n, m) matrices, transposed when rows < cols. One member per
+    thread: Gaussians, reflectors and Q never leave the thread's cache."""
+    from . import plan, threads
+    from .samplers import kind_of
+
+    double = out.dtype == np.float64
+    kind = kind_of(double, fmt)
+    if kind not in _SMALL_DRIVERS:
+        _SMALL_DRIVERS[kind] = _compile_small(kind)
+    normal = plan.normal(0.0, 1.0, np.dtype(np.float64 if double else np.float32))
+    compute = np.float64 if double else np.float32
+    with threads.parallel_section():
+        _SMALL_DRIVERS[kind](out, np.int64(n), np.int64(m), np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32),
+                             np.uint64(stream), np.int64(normal.group), normal.params, compute(gain),
+                             bool(transpose), np.int64(fmt))
 
 
 # The GEMM path, for NumPy and CuPy ---------------------------------------------------------------
@@ -237,12 +389,11 @@ def accumulate(v, tau, xp, larft, block=BLOCK):
 
 
 def haar_cpu(g):
-    """Haar matrices with orthonormal columns (B, n, m) from Gaussian inputs g (B, n, m), on the CPU.
-
-    ``g`` (float32 or float64, C-contiguous) is overwritten by the reflectors. Small members go through
-    ``small_cpu``, one member per thread; large ones through the GEMM path, where a batch is split
-    over threads that each run single-threaded BLAS (twice as fast as threading each GEMM of a
-    1024^2 member) and a single matrix gets every BLAS thread.
+    """Haar matrices with orthonormal columns (B, n, m) from Gaussian inputs g (B, n, m), by the GEMM
+    path (large members; ``small_cpu`` serves the small ones). ``g`` (float32 or float64,
+    C-contiguous) is overwritten by the reflectors. A batch is split over threads that each run
+    single-threaded BLAS (twice as fast as threading each GEMM of a 1024^2 member); a single matrix
+    gets every BLAS thread.
     """
     import concurrent.futures
 
@@ -253,24 +404,18 @@ def haar_cpu(g):
     batch, n, m = g.shape
     tau = np.empty((batch, m), dtype=g.dtype)
     with threads.parallel_section():
-        if n * m <= SMALL_MAX_ELEMENTS:
-            q = np.empty_like(g)
-            small_cpu(g, tau, q)
-            return q
         reflectors_cpu(g, tau)
     workers = min(batch, numba.get_num_threads())
     if workers == 1:
         return accumulate(g, tau, np, larft_cpu)
-    chunks = np.array_split(np.arange(batch), workers)
     q = np.empty_like(g)
 
     def run(members):
-        q[members[0] : members[-1] + 1] = accumulate(
-            g[members[0] : members[-1] + 1], tau[members[0] : members[-1] + 1], np, larft_cpu
-        )
+        first, last = members[0], members[-1] + 1
+        q[first:last] = accumulate(g[first:last], tau[first:last], np, larft_cpu)
 
     with threadpool_limits(1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, chunks))
+        list(pool.map(run, np.array_split(np.arange(batch), workers)))
     return q
 
 

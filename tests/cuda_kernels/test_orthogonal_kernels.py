@@ -22,7 +22,7 @@ def _cpu_small(g):
     g = g.copy()
     tau = np.empty(g.shape[::2], g.dtype)
     q = np.empty_like(g)
-    orthogonal.small_cpu(g, tau, q)
+    orthogonal.small_from_gaussians_cpu(g, tau, q)
     return g, tau, q
 
 
