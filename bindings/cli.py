@@ -19,6 +19,16 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _shapes(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        shapes = tuple(tuple(int(x) for x in part.lower().split("x")) for part in text.split(",") if part)
+    except ValueError:
+        shapes = ()
+    if not shapes or any(len(s) != 2 or min(s) <= 0 for s in shapes):
+        raise argparse.ArgumentTypeError(f"orthogonal shapes are BATCHxN items such as 1x4096,64x1024, got {text!r}")
+    return shapes
+
+
 def _choices(allowed):
     def parse(text: str) -> tuple[str, ...]:
         items = tuple(part for part in text.split(",") if part)
@@ -57,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
                        help=f"comma-separated ops among {','.join(OPS)} (default: {','.join(SAMPLING)})")
     bench.add_argument("--sizes", type=_sizes, default=None,
                        help=f"comma-separated element counts (default: {','.join(f'{s:.0e}' for s in DEFAULT_SIZES)})")
+    bench.add_argument("--orthogonal-shapes", type=_shapes, default=None,
+                       help="comma-separated BATCHxN stacks of N x N matrices for the orthogonal op "
+                       "(default: 1x2048,1x4096,64x1024,1024x128)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
     bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
                        default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
@@ -91,7 +104,7 @@ def _bench(args) -> int:
     sizes = args.sizes or (cases.QUICK_SIZES if args.quick else cases.DEFAULT_SIZES)
     repeats = args.repeats or (3 if args.quick else 5)
     libraries = ("warpinit",) + tuple(args.peers)
-    shapes = cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES
+    shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
     case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes)
     print(f"warpinit bench: device={device} dtype={args.dtype} threads={args.threads} repeats={repeats}", flush=True)
     results = runner.run(case_list, repeats, progress=runner.progress_bar)

@@ -155,51 +155,52 @@ def _axpy(y, a, x, start, stop):
 
 
 @numba.njit(forceinline=True, **_FMA)
-def _accumulate(w, a, b, x, y, start, stop):
-    """w[r, start:stop] += a[r] * x + b[r] * y over [start, stop), for the four rows of w: two rows
-    x, y of Q against four reflectors, each element of x and y read once."""
-    a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
-    b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+def _accumulate(w, a, x, y, z, start, stop):
+    """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
+    three rows of Q against four reflectors, each element of x, y, z and w read once."""
     for j in range(np.uint64(start), np.uint64(stop)):
         xj = x[j]
         yj = y[j]
-        w[0, j] += a0 * xj + b0 * yj
-        w[1, j] += a1 * xj + b1 * yj
-        w[2, j] += a2 * xj + b2 * yj
-        w[3, j] += a3 * xj + b3 * yj
+        zj = z[j]
+        w[0, j] += a[0, 0] * xj + a[1, 0] * yj + a[2, 0] * zj
+        w[1, j] += a[0, 1] * xj + a[1, 1] * yj + a[2, 1] * zj
+        w[2, j] += a[0, 2] * xj + a[1, 2] * yj + a[2, 2] * zj
+        w[3, j] += a[0, 3] * xj + a[1, 3] * yj + a[2, 3] * zj
 
 
 @numba.njit(forceinline=True, **_FMA)
-def _subtract(x, y, a, b, w, start, stop):
-    """x -= sum_r a[r] * w[r] and y -= sum_r b[r] * w[r] over [start, stop)."""
-    a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
-    b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+def _subtract(x, y, z, a, w, start, stop):
+    """x -= sum_r a[0, r] w[r], y -= sum_r a[1, r] w[r], z -= sum_r a[2, r] w[r] over [start, stop)."""
     for j in range(np.uint64(start), np.uint64(stop)):
         w0 = w[0, j]
         w1 = w[1, j]
         w2 = w[2, j]
         w3 = w[3, j]
-        x[j] -= a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
-        y[j] -= b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3
+        x[j] -= a[0, 0] * w0 + a[0, 1] * w1 + a[0, 2] * w2 + a[0, 3] * w3
+        y[j] -= a[1, 0] * w0 + a[1, 1] * w1 + a[1, 2] * w2 + a[1, 3] * w3
+        z[j] -= a[2, 0] * w0 + a[2, 1] * w1 + a[2, 2] * w2 + a[2, 3] * w3
 
 
 @numba.njit(forceinline=True, **_FMA)
-def _block_row(v, i, j0, b, out):
-    """out[r] = v[i, j0 + r] for the b reflectors of the block, 0 for the others (and for i >= n)."""
+def _block_rows(v, i, j0, b, a):
+    """a[s, r] = v[i + s, j0 + r] for the three rows from i and the b reflectors of the block; zero
+    for the other reflectors and for rows past the end."""
     n = v.shape[0]
-    for r in range(SMALL_BLOCK):
-        out[r] = v[i, j0 + r] if r < b and i < n else v[0, 0] - v[0, 0]
+    zero = v[0, 0] - v[0, 0]
+    for s in range(3):
+        for r in range(SMALL_BLOCK):
+            a[s, r] = v[i + s, j0 + r] if r < b and i + s < n else zero
 
 
 @numba.njit(**_FMA)
-def _member_small(v, tau, q, w, t, gram, a, c):
+def _member_small(v, tau, q, w, t, gram, a):
     """Q (n, m) of one member from its reflectors v (n, m) and tau, four reflectors at a time.
 
     For each block of four (last to first): W = V^T Q, W = T W, Q -= V W over rows and columns from
-    the block's first index on. Rows of Q go two at a time against the four reflectors (a 2 x 4
-    register block: each element of Q read once per block, each of W once per two rows), and the
-    member stays in cache throughout. Scratch: ``w`` (4, m), ``t`` and ``gram`` (4, 4), ``a`` and
-    ``c`` (4,)."""
+    the block's first index on. Rows of Q go three at a time against the four reflectors (a 3 x 4
+    register block: each element of Q read once per block, each of W once per three rows), and the
+    member stays in cache throughout. Scratch: ``w`` (4, m), ``t`` and ``gram`` (4, 4), ``a``
+    (3, 4)."""
     n, m = v.shape
     zero = v[0, 0] - v[0, 0]
     for i in range(n):
@@ -225,32 +226,26 @@ def _member_small(v, tau, q, w, t, gram, a, c):
         for r in range(SMALL_BLOCK):
             for j in range(j0, m):
                 w[r, j] = zero
-        for i in range(j0, n, 2):  # an odd last row pairs with a zero row (its weights are zero)
-            _block_row(v, i, j0, b, a)
-            _block_row(v, i + 1, j0, b, c)
-            _accumulate(w, a, c, q[i], q[min(i + 1, n - 1)], j0, m)
+        last = n - 1  # rows past the end stand in with zero weights (their updates are no-ops)
+        for i in range(j0, n, 3):
+            _block_rows(v, i, j0, b, a)
+            _accumulate(w, a, q[i], q[min(i + 1, last)], q[min(i + 2, last)], j0, m)
         for r in range(b):  # W = T W, T upper triangular: row r mixes rows r..b-1
             for j in range(j0, m):
                 w[r, j] *= t[r, r]
             for d in range(r + 1, b):
                 _axpy(w[r], t[r, d], w[d], j0, m)
-        for i in range(j0, n - 1, 2):
-            _block_row(v, i, j0, b, a)
-            _block_row(v, i + 1, j0, b, c)
-            _subtract(q[i], q[i + 1], a, c, w, j0, m)
-        if (n - j0) % 2:  # the last row alone
-            _block_row(v, n - 1, j0, b, a)
-            for r in range(SMALL_BLOCK):
-                c[r] = zero
-            _subtract(q[n - 1], w[0], a, c, w, j0, m)
+        for i in range(j0, n, 3):
+            _block_rows(v, i, j0, b, a)
+            # A stand-in row aliases the last real one: its zero-weight update leaves it as it is.
+            _subtract(q[i], q[min(i + 1, last)], q[min(i + 2, last)], a, w, j0, m)
 
 
 @_kernel
 def _scratch(m, dtype):
     """The scratch arrays of ``_member_small`` for members of m columns."""
     return (np.empty((SMALL_BLOCK, m), dtype=dtype), np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype),
-            np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype), np.empty(SMALL_BLOCK, dtype=dtype),
-            np.empty(SMALL_BLOCK, dtype=dtype))
+            np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype), np.empty((3, SMALL_BLOCK), dtype=dtype))
 
 
 @_parallel

@@ -116,3 +116,21 @@ def test_public_api_on_gpu_matches_cpu():
         assert isinstance(gpu, cupy.ndarray)
         cpu = wi.truncated_normal((1000, 37), dtype=dtype, seed=3, device="cpu")
         assert np.mean(np.abs(cupy.asnumpy(gpu).astype(np.float64) - cpu.astype(np.float64)) > 1e-2) < 1e-3
+
+
+@pytest.mark.skipif(STRICT, reason="the public device='cuda' path needs CuPy and a real GPU")
+def test_public_orthogonal_on_gpu():
+    import cupy
+
+    import warpinit as wi
+
+    for shape, batch in (((128, 96), 64), ((1024, 700), 2)):
+        for dtype, tolerance in (("float32", 2e-5), ("float64", 1e-12), ("bfloat16", 2.0**-8 + 1e-5)):
+            q = wi.orthogonal(shape, batch=batch, dtype=dtype, seed=4, device="cuda")
+            assert isinstance(q, cupy.ndarray) and q.shape == (batch, *shape)
+            m = cupy.asnumpy(q).astype(np.float64)
+            gram = np.matmul(m.swapaxes(1, 2), m)
+            assert np.abs(gram - np.eye(shape[1])).max() <= tolerance
+            # Same Gaussian inputs as the CPU: the same matrices within the orthogonality tolerance.
+            cpu = wi.orthogonal(shape, batch=batch, dtype=dtype, seed=4, device="cpu").astype(np.float64)
+            assert np.abs(m - cpu).max() <= 10 * tolerance + (2e-2 if dtype == "bfloat16" else 0)
