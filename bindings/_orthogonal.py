@@ -88,7 +88,13 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
             storage = target.view(np.uint16) if fmt else target
             kernels.small_cpu(storage, big, small, seed, stream, gain, rows < cols, fmt)
             return out if out is not None else result
-        q = kernels.haar_cpu(_gaussians(count, big, small, compute, seed, stream, "cpu"))
+        gaussians = _gaussians(count, big, small, compute, seed, stream, "cpu")
+        if rows >= cols and not fmt and dtype == compute:
+            kernels.haar_cpu(gaussians, q=target)  # straight into the result
+            if gain != 1.0:
+                target *= dtype.type(gain)
+            return out if out is not None else result
+        q = kernels.haar_cpu(gaussians)
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
 

@@ -383,10 +383,45 @@ def accumulate(v, tau, xp, larft, block=BLOCK):
     return q
 
 
-def haar_cpu(g):
+def accumulate_blas(v, tau, block=BLOCK, q=None):
+    """``accumulate`` on the CPU through ``blas.gemm``: the trailing update C -= V W runs in place on
+    the strided view of Q (beta = 1), with no temporary and no second pass over C. Same arithmetic
+    as ``accumulate`` member by member, so both give the same Q up to the BLAS's rounding. ``q``, if
+    given, receives the result (B, n, m)."""
+    from .blas import gemm
+
+    batch, n, m = v.shape
+    if q is None:
+        q = np.zeros_like(v)
+    else:
+        q[...] = 0
+    w = np.empty((block, m), dtype=v.dtype)
+    tw = np.empty((block, m), dtype=v.dtype)
+    t = np.empty((1, block, block), dtype=v.dtype)
+    for member in range(batch):
+        for j0 in range((m - 1) // block * block, -1, -block):
+            j1 = min(j0 + block, m)
+            width = j1 - j0
+            panel = v[member, j0:, j0:j1]
+            factor = t[:, :width, :width]
+            larft_cpu((panel.T @ panel)[None], np.ascontiguousarray(tau[member : member + 1, j0:j1]), factor)
+            if j1 < m:
+                trailing = q[member, j0:, j1:]
+                gemm(1.0, panel, trailing, 0.0, w[:width, : m - j1], transpose_a=True)  # W = V^T C
+                gemm(1.0, factor[0], w[:width, : m - j1], 0.0, tw[:width, : m - j1])  # W = T W
+                gemm(-1.0, panel, tw[:width, : m - j1], 1.0, trailing)  # C -= V W
+            top = factor[0] @ panel[:width].T  # T V1^T
+            own = q[member, j0:, j0:j1]
+            gemm(-1.0, panel, top, 0.0, own)
+            own[:width] += np.eye(width, dtype=v.dtype)
+    return q
+
+
+def haar_cpu(g, q=None):
     """Haar matrices with orthonormal columns (B, n, m) from Gaussian inputs g (B, n, m), by the GEMM
     path (large members; ``small_cpu`` serves the small ones). ``g`` (float32 or float64,
-    C-contiguous) is overwritten by the reflectors. A batch is split over threads that each run
+    C-contiguous) is overwritten by the reflectors; ``q``, if given, receives the result (B, n, m),
+    which saves a batch-sized temporary. A batch is split over threads that each run
     single-threaded BLAS (twice as fast as threading each GEMM of a 1024^2 member); a single matrix
     gets every BLAS thread.
     """
@@ -400,14 +435,23 @@ def haar_cpu(g):
     tau = np.empty((batch, m), dtype=g.dtype)
     with threads.parallel_section():
         reflectors_cpu(g, tau)
+    from . import blas
+
+    def accumulated(v, taus, target):
+        if blas.available(v.dtype):
+            return accumulate_blas(v, taus, q=target)
+        target[...] = accumulate(v, taus, np, larft_cpu)
+        return target
+
+    if q is None:
+        q = np.empty_like(g)
     workers = min(batch, numba.get_num_threads())
     if workers == 1:
-        return accumulate(g, tau, np, larft_cpu)
-    q = np.empty_like(g)
+        return accumulated(g, tau, q)
 
     def run(members):
         first, last = members[0], members[-1] + 1
-        q[first:last] = accumulate(g[first:last], tau[first:last], np, larft_cpu)
+        accumulated(g[first:last], tau[first:last], q[first:last])
 
     with threadpool_limits(1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, np.array_split(np.arange(batch), workers)))

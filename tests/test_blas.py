@@ -1,0 +1,52 @@
+"""Direct GEMM into NumPy's BLAS, and the two GEMM paths of orthogonal that must agree."""
+
+import numpy as np
+import pytest
+
+from warpinit.kernels import blas, orthogonal
+
+pytestmark = pytest.mark.skipif(not blas.available(np.float32), reason="NumPy's BLAS is not OpenBLAS here")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_on_strided_views_in_place(dtype, transpose_a, transpose_b):
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((40, 50)).astype(dtype)
+    a = big[3:14, 5:22]  # 11 x 17 view, row stride 50
+    b = rng.standard_normal((30, 40)).astype(dtype)[2:19, 1:10]  # 17 x 9
+    if transpose_a:
+        a = rng.standard_normal((30, 40)).astype(dtype)[1:18, 3:14]  # stored 17 x 11, used transposed
+    if transpose_b:
+        b = rng.standard_normal((9, 17)).astype(dtype)
+    c_full = rng.standard_normal((20, 30)).astype(dtype)
+    c = c_full[4:15, 2:11]  # 11 x 9 view
+    expected = 0.5 * c + (-2.0) * ((a.T if transpose_a else a) @ (b.T if transpose_b else b))
+    untouched = c_full.copy()
+    blas.gemm(-2.0, a, b, 0.5, c, transpose_a=transpose_a, transpose_b=transpose_b)
+    np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    outside = np.ones_like(c_full, dtype=bool)
+    outside[4:15, 2:11] = False
+    np.testing.assert_array_equal(c_full[outside], untouched[outside])
+
+
+def test_gemm_rejects_bad_operands():
+    a = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="shapes"):
+        blas.gemm(1.0, a, np.zeros((5, 2), np.float32), 0.0, np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="unit stride"):
+        blas.gemm(1.0, a[:, ::2], np.zeros((2, 2), np.float32), 0.0, np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_and_array_api_accumulations_agree(dtype):
+    """``accumulate`` (the code CuPy runs on the GPU) and ``accumulate_blas`` (the CPU's) give one Q."""
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((2, 300, 170)).astype(dtype)
+    tau = np.empty((2, 170), dtype)
+    orthogonal.reflectors_cpu(g, tau)
+    q_array_api = orthogonal.accumulate(g, tau, np, orthogonal.larft_cpu, block=64)
+    q_blas = orthogonal.accumulate_blas(g, tau, block=64)
+    np.testing.assert_allclose(q_blas, q_array_api, atol=1e-6 if dtype == np.float32 else 1e-14)
+    m = q_blas.astype(np.float64)
+    assert np.abs(np.matmul(m.swapaxes(1, 2), m) - np.eye(170)).max() < (2e-5 if dtype == np.float32 else 1e-12)
