@@ -46,6 +46,7 @@ class Result:
 
 
 SETTLE_SECONDS = 0.5
+UNSUPPORTED = "not supported by this library"
 
 
 def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
@@ -62,7 +63,7 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     except Exception as error:  # a peer that fails to set up is reported, not fatal
         return Result(case, [], skipped=f"{type(error).__name__}: {error}")
     if function is None:
-        return Result(case, [], skipped="not supported by this library")
+        return Result(case, [], skipped=UNSUPPORTED)
     function()
     time.sleep(settle)
     times = []
@@ -95,6 +96,8 @@ def table(results: list[Result]) -> str:
         ours = next((r for r in group if r.case.library == "warpinit" and not r.skipped), None)
         scale, label = (1e9, f"{batch}x{size}^2") if op == "orthogonal" else (1e6, f"{size:.0e}")
         for r in group:
+            if r.skipped == UNSUPPORTED:  # a peer without this op: kept in the JSON, not in the table
+                continue
             head = f"{op:<17} {label:>11} {dtype:<8} {r.case.library:<9}"
             if r.skipped:
                 lines.append(f"{head} skipped: {r.skipped}")
