@@ -78,6 +78,9 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     if rows * cols == 0 or count == 0:
         return out if out is not None else result
 
+    from warpinit.kernels.philox import key_table
+
+    keys = key_table(seed, np.arange(stream, stream + count, dtype=np.uint64))
     target = result.reshape(count, rows, cols)
     fmt = 0 if dtype in (_FLOAT32, _FLOAT64) else plan.uniform(0.0, 1.0, dtype).fmt
     if device == "cpu":
@@ -86,9 +89,9 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
         if big * small <= kernels.SMALL_MAX_ELEMENTS:
             # Gaussians, reflectors, Q and the output, member by member in cache.
             storage = target.view(np.uint16) if fmt else target
-            kernels.small_cpu(storage, big, small, seed, stream, gain, rows < cols, fmt)
+            kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return out if out is not None else result
-        gaussians = _gaussians(count, big, small, compute, seed, stream, "cpu")
+        gaussians = _gaussians(count, big, small, compute, keys, "cpu")
         if rows >= cols and not fmt and dtype == compute:
             kernels.haar_cpu(gaussians, q=target)  # straight into the result
             if gain != 1.0:
@@ -98,7 +101,7 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
 
-        q = kernels.haar_cupy(_gaussians(count, big, small, compute, seed, stream, "cuda"))
+        q = kernels.haar_cupy(_gaussians(count, big, small, compute, keys, "cuda"))
     if rows < cols:
         q = q.swapaxes(1, 2)  # (count, rows, cols)
     _write(target, q, gain, fmt, device)
@@ -115,8 +118,8 @@ def _batch(function: str, batch):
     return int(batch)
 
 
-def _gaussians(count, big, small, compute, seed, stream, device):
-    """(count, big, small) standard normals, member k from stream + k (the counter contract)."""
+def _gaussians(count, big, small, compute, keys, device):
+    """(count, big, small) standard normals, member k from row k of the key table."""
     from warpinit.kernels import layout, plan
 
     block = layout.batch(count, (big, small))
@@ -125,11 +128,11 @@ def _gaussians(count, big, small, compute, seed, stream, device):
     if device == "cpu":
         from warpinit.kernels import fill_cpu
 
-        fill_cpu.launch(g, block, normal, seed, stream)
+        fill_cpu.launch(g, block, normal, keys)
     else:
         from warpinit.kernels import fill_cuda
 
-        fill_cuda.launch_cupy(g, block, normal, seed, stream)
+        fill_cuda.launch_cupy(g, block, normal, keys)
     return g
 
 

@@ -56,14 +56,17 @@ def _run(call: _Call, plan):
     else:
         _devices.check_memory(call.function, device, call.block.size * call.dtype.itemsize)
         result = _devices.empty(device, shape, call.dtype)
+    from warpinit.kernels.philox import key_table
+
+    keys = key_table(call.seed, call.stream)
     if device == "cpu":
         from warpinit.kernels import fill_cpu
 
-        fill_cpu.launch(result, call.block, plan, call.seed, call.stream)
+        fill_cpu.launch(result, call.block, plan, keys)
     else:
         from warpinit.kernels import fill_cuda
 
-        fill_cuda.launch_cupy(result, call.block, plan, call.seed, call.stream)
+        fill_cuda.launch_cupy(result, call.block, plan, keys)
     return call.out if call.out is not None else result
 
 

@@ -219,19 +219,18 @@ def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
     return kept
 
 
-def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1, stream,
-                   stream_step, p, fmt):
+def _fill_template(out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p, fmt):
     """Fill ``out`` (1-D, C-contiguous) with a block of a tensor; return the number of failures.
 
     Args:
         out: float32, float64, or uint16 (16-bit formats) array of nruns * run_length elements.
         lead_counts, lead_starts, lead_strides: int64 arrays describing the block's runs (``layout``).
+        keys: uint64 (K, 3) key table: run r draws with key (keys[r % K, 0], keys[r % K, 1]) from
+            stream keys[r % K, 2] (``philox.key_table``).
         base0: int64 flat offset added to every run start.
         run_length: elements per run (int64, > 0).
         group: G of the counter contract for (method, precision).
         method: a samplers.METHOD_* code.
-        k0, k1: key words (uint64); stream: uint64.
-        stream_step: uint64; run r draws from stream ``stream + stream_step * r`` (1 for batches).
         p: parameters (loc, scale, lo, hi, a, width, alpha, m, sign) in the compute dtype.
         fmt: samplers.FORMAT_NATIVE or a bits.FORMAT_* 16-bit code.
     """
@@ -243,8 +242,9 @@ def _fill_template(out, lead_counts, lead_starts, lead_strides, base0, run_lengt
         first = (t % tiles_per_run) * TILE
         count = min(TILE, run_length - first)
         start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
-        run_stream = stream + stream_step * np.uint64(run)
-        failures += _fill_span(out, run * run_length + first, start, count, group, method, k0, k1, run_stream, p, fmt)
+        key = run % keys.shape[0]
+        failures += _fill_span(out, run * run_length + first, start, count, group, method, keys[key, 0], keys[key, 1],
+                               keys[key, 2], p, fmt)
     return failures
 
 
@@ -278,14 +278,15 @@ SPANS = {kind: span for kind, (span, _) in _COMPILED.items()}
 DRIVERS = {kind: driver for kind, (_, driver) in _COMPILED.items()}
 
 
-def launch(out: np.ndarray, block, plan, seed: int, stream: int) -> None:
+def launch(out: np.ndarray, block, plan, keys: np.ndarray) -> None:
     """Fill ``out`` (C-contiguous, ``block.out_shape``, ``plan.dtype``) on the CPU.
 
     Args:
         out: destination array; 16-bit outputs are written through a uint16 view.
         block: the ``layout.Block`` that ``out`` holds.
         plan: the ``plan.Plan`` of the distribution.
-        seed: int in [0, 2**64); stream: int in [0, 2**32).
+        keys: the key table of the tensor(s), ``philox.key_table(seeds, streams)``: one row, or one
+            row per run of a batch.
 
     Raises:
         RuntimeError: an element found no accepted candidate in MAX_ATTEMPTS attempts (a numerically
@@ -299,7 +300,7 @@ def launch(out: np.ndarray, block, plan, seed: int, stream: int) -> None:
     fill = DRIVERS[kind_of(plan.double, plan.fmt)]
     with threads.parallel_section():
         failures = fill(flat, block.lead_counts, block.lead_starts, block.lead_strides,
-                        *plan.kernel_arguments(block, seed, stream))
+                        *plan.kernel_arguments(block, keys))
     if failures:
         raise RuntimeError(
             f"{failures} element(s) found no value within the bounds after {MAX_ATTEMPTS} attempts: the "

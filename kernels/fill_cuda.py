@@ -37,8 +37,8 @@ def _keep_template(out, o, i, run_first, run_length, z, ok, p, fmt, offset, pend
             pending_list[slot] = offset
 
 
-def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, run_length, group, method, k0, k1,
-                          stream, stream_step, p, fmt, failures):
+def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p, fmt,
+                          failures):
     """Fill ``out`` with a block of a tensor; arguments as ``fill_cpu._fill_template`` plus
     ``failures``, an int64 device array of one element counting elements that hit MAX_ATTEMPTS."""
     pending_list = cuda.shared.array(_LIST, np.int32)
@@ -53,7 +53,8 @@ def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, base0, ru
         cuda.syncthreads()
         run = tile // tiles_per_run
         run_first = run_start(run, lead_counts, lead_starts, lead_strides, base0)
-        run_stream = stream + stream_step * np.uint64(run)
+        key = run % keys.shape[0]
+        k0, k1, run_stream = keys[key, 0], keys[key, 1], keys[key, 2]
         o = run * run_length
         tile_group = run_first // group + (tile % tiles_per_run) * THREADS
         g = tile_group + tx
@@ -107,12 +108,12 @@ def kernel(kind: str):
     return _KERNELS[kind]
 
 
-def launch_device(out, block, plan, seed: int, stream: int, cuda_stream=0, failures=None):
+def launch_device(out, block, plan, keys, cuda_stream=0, failures=None):
     """Launch the fill kernel on a 1-D device array ``out`` (storage dtype of ``plan``).
 
     Args:
         out: a Numba device array, or anything Numba accepts as one (a NumPy array in the simulator).
-        block, plan, seed, stream: as in ``fill_cpu.launch``.
+        block, plan, keys: as in ``fill_cpu.launch``.
         cuda_stream: a Numba stream (0: the default stream).
         failures: an int64 device array of one element to count failures into; allocated if None.
 
@@ -129,11 +130,13 @@ def launch_device(out, block, plan, seed: int, stream: int, cuda_stream=0, failu
     blocks = int(min(ntiles, MAX_BLOCKS))
     geometry = [cuda.to_device(a, stream=cuda_stream) for a in (block.lead_counts, block.lead_starts, block.lead_strides)]
     fill = kernel(kind_of(plan.double, plan.fmt))
-    fill[blocks, THREADS, cuda_stream](out, *geometry, *plan.kernel_arguments(block, seed, stream), failures)
+    keys, *scalars = plan.kernel_arguments(block, keys)
+    keys = cuda.to_device(keys, stream=cuda_stream)
+    fill[blocks, THREADS, cuda_stream](out, *geometry, keys, *scalars, failures)
     return failures
 
 
-def launch_cupy(result, block, plan, seed: int, stream: int):
+def launch_cupy(result, block, plan, keys):
     """Fill the CuPy array ``result`` on CuPy's current stream, without synchronising."""
     import cupy
 
@@ -142,6 +145,6 @@ def launch_cupy(result, block, plan, seed: int, stream: int):
     nb_stream = cuda.external_stream(cupy.cuda.get_current_stream().ptr)
     failures = cupy.zeros(1, dtype=np.int64)
     launch_device(
-        cuda.as_cuda_array(flat, sync=False), block, plan, seed, stream, nb_stream,
+        cuda.as_cuda_array(flat, sync=False), block, plan, keys, nb_stream,
         cuda.as_cuda_array(failures, sync=False),
     )

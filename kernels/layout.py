@@ -29,8 +29,9 @@ class Block:
             (row-major): the block's extent, its first index and the tensor's element stride.
         base0: flat offset added to every run's start.
         run_length: consecutive flat indices per run.
-        stream_step: 0 for a block of one tensor; 1 for a batch, whose run r is a whole tensor of its
-            own drawn from stream ``stream + r`` (its flat indices start at 0 again).
+
+    A batch (``batch``) is a block whose run r is a whole tensor of its own (its flat indices start at
+    0 again), drawn with row r of the launch's key table (``philox.key_table``).
     """
 
     shape: tuple[int, ...]
@@ -40,7 +41,6 @@ class Block:
     lead_strides: np.ndarray
     base0: int
     run_length: int
-    stream_step: int = 0
 
     @property
     def size(self) -> int:
@@ -53,7 +53,8 @@ def whole(shape: tuple[int, ...]) -> Block:
 
 
 def batch(members: int, shape: tuple[int, ...]) -> Block:
-    """``members`` whole tensors of ``shape``, member r from stream ``stream + r``: shape (members, *shape)."""
+    """``members`` whole tensors of ``shape`` (shape (members, *shape)); member r takes row r of the key
+    table, e.g. stream ``stream + r`` for ``orthogonal(batch=...)``."""
     size = math.prod(shape)
     one = np.array([members], dtype=np.int64)
     return Block(
@@ -64,7 +65,6 @@ def batch(members: int, shape: tuple[int, ...]) -> Block:
         lead_strides=np.zeros(1, dtype=np.int64),
         base0=0,
         run_length=size,
-        stream_step=1,
     )
 
 

@@ -274,13 +274,13 @@ def _member_gaussians_template(g, k0, k1, stream, group, p):
     span(g.reshape(-1), 0, 0, n * m, group, METHOD_NORMAL, k0, k1, stream, p, 0)
 
 
-def _small_template(out, n, m, k0, k1, stream, group, p, gain, transpose, fmt):
-    """out (B, rows, cols): member b = gain * Q of stream + b, (n, m) or transposed."""
+def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
+    """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed."""
     for b in prange(out.shape[0]):
         g = np.empty((n, m), dtype=compute_dtype)
         q = np.empty((n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
-        _member_gaussians(g, k0, k1, stream + np.uint64(b), group, p)
+        _member_gaussians(g, keys[b, 0], keys[b, 1], keys[b, 2], group, p)
         _member_reflectors(g, tau, np.empty(m, dtype=compute_dtype))
         _member_small(g, tau, q, *_scratch(m, compute_dtype))
         store(out[b], q, gain, transpose, fmt)
@@ -324,10 +324,11 @@ def _compile_small(kind):
 _SMALL_DRIVERS: dict = {}
 
 
-def small_cpu(out, n, m, seed, stream, gain, transpose, fmt):
+def small_cpu(out, n, m, keys, gain, transpose, fmt):
     """Fill out (B, rows, cols) (a uint16 view for 16-bit outputs, else float32/float64) with gain * Q
-    of members built from stream + b, (n, m) matrices, transposed when rows < cols. One member per
-    thread: Gaussians, reflectors and Q never leave the thread's cache."""
+    of (n, m) members, member b built from the Gaussians of row b of the key table ``keys``
+    (``philox.key_table``), transposed when rows < cols. One member per thread: Gaussians,
+    reflectors and Q never leave the thread's cache."""
     from . import plan, threads
     from .samplers import kind_of
 
@@ -338,9 +339,8 @@ def small_cpu(out, n, m, seed, stream, gain, transpose, fmt):
     normal = plan.normal(0.0, 1.0, np.dtype(np.float64 if double else np.float32))
     compute = np.float64 if double else np.float32
     with threads.parallel_section():
-        _SMALL_DRIVERS[kind](out, np.int64(n), np.int64(m), np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32),
-                             np.uint64(stream), np.int64(normal.group), normal.params, compute(gain),
-                             bool(transpose), np.int64(fmt))
+        _SMALL_DRIVERS[kind](out, np.int64(n), np.int64(m), np.ascontiguousarray(keys, dtype=np.uint64),
+                             np.int64(normal.group), normal.params, compute(gain), bool(transpose), np.int64(fmt))
 
 
 # The GEMM path, for NumPy and CuPy ---------------------------------------------------------------

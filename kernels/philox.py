@@ -165,6 +165,26 @@ def _as_words(array, name, width):
     return array
 
 
+def key_table(seeds, streams) -> np.ndarray:
+    """The (seed low, seed high, stream) words of each tensor of a launch, as a uint64 (K, 3) array.
+
+    A kernel fills run r of its block from row ``r % K``: one row for one tensor (or any block of
+    it), one row per member for a batch (whose run r is member r).
+
+    Args:
+        seeds: ints in [0, 2**64), one per row (or one for all rows).
+        streams: ints in [0, 2**32), one per row (or one for all rows).
+    """
+    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
+    streams = np.atleast_1d(np.asarray(streams, dtype=np.uint64))
+    rows = max(seeds.size, streams.size)
+    table = np.empty((rows, 3), dtype=np.uint64)
+    table[:, 0] = seeds & np.uint64(0xFFFFFFFF)
+    table[:, 1] = seeds >> np.uint64(32)
+    table[:, 2] = streams
+    return table
+
+
 def split_seed(seed: int) -> tuple[int, int]:
     """The Philox key words (low, high) of a 64-bit seed."""
     return seed & 0xFFFFFFFF, seed >> 32

@@ -70,20 +70,20 @@ class Plan:
     params: tuple
     acceptance: float
 
-    def kernel_arguments(self, block, seed: int, stream: int) -> tuple:
-        """The scalar arguments that the CPU and CUDA fill kernels take after the block's geometry
-        arrays: (base0, run_length, group, method, k0, k1, stream, stream_step, params, fmt), typed
-        as the kernels are compiled for (int64; uint64 key words and streams; compute-dtype
-        parameters)."""
+    def kernel_arguments(self, block, keys: np.ndarray) -> tuple:
+        """The arguments the CPU and CUDA fill kernels take after the block's geometry arrays:
+        (keys, base0, run_length, group, method, params, fmt), typed as the kernels are compiled for.
+
+        Args:
+            block: the ``layout.Block`` to fill.
+            keys: the uint64 (K, 3) key table (``philox.key_table``); run r uses row r % K.
+        """
         return (
+            np.ascontiguousarray(keys, dtype=np.uint64),
             np.int64(block.base0),
             np.int64(block.run_length),
             np.int64(self.group),
             np.int64(self.method),
-            np.uint64(seed & 0xFFFFFFFF),
-            np.uint64(seed >> 32),
-            np.uint64(stream),
-            np.uint64(block.stream_step),
             self.params,
             np.int64(self.fmt),
         )

@@ -85,15 +85,17 @@ def test_large_tensor_blocks_use_64_bit_indices():
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
-def test_batch_member_r_is_the_tensor_of_stream_plus_r(dtype):
+def test_batch_member_r_is_the_tensor_of_its_key_row(dtype):
     from warpinit.kernels import fill_cpu, layout, plan
+    from warpinit.kernels.philox import key_table
 
     members, shape = 5, (7, 301)
     p = plan.truncated_normal(0.0, 1.0, -2.0, 2.0, np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype))
     out = np.empty((members, *shape), dtype=p.dtype)
-    fill_cpu.launch(out, layout.batch(members, shape), p, SEED, 40)
+    seeds = [SEED, 0, 2**64 - 1, 12345, SEED]
+    fill_cpu.launch(out, layout.batch(members, shape), p, key_table(seeds, 40 + np.arange(members)))
     for r in range(members):
-        single = wi.truncated_normal(shape, dtype=dtype, seed=SEED, stream=40 + r, device="cpu")
+        single = wi.truncated_normal(shape, dtype=dtype, seed=seeds[r], stream=40 + r, device="cpu")
         np.testing.assert_array_equal(out[r].view(np.uint8), single.view(np.uint8))
 
 

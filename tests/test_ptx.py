@@ -15,9 +15,8 @@ def _signature(kind):
     compute = types.float64 if kind == "float64" else types.float32
     index = types.Array(types.int64, 1, "C")
     return (
-        types.Array(_OUT[kind], 1, "C"), index, index, index,
+        types.Array(_OUT[kind], 1, "C"), index, index, index, types.Array(types.uint64, 2, "C"),
         types.int64, types.int64, types.int64, types.int64,
-        types.uint64, types.uint64, types.uint64, types.uint64,
         types.UniTuple(compute, 9), types.int64, types.Array(types.int64, 1, "C"),
     )
 

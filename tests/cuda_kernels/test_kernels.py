@@ -14,7 +14,7 @@ from numba import cuda
 import reference
 from warpinit.kernels import fill_cpu, fill_cuda, layout, plan
 from warpinit.kernels._jit import cuda_twin, simulator_enabled
-from warpinit.kernels.philox import PHILOX_ROUNDS, philox4x32
+from warpinit.kernels.philox import PHILOX_ROUNDS, key_table, philox4x32
 
 STRICT = simulator_enabled()
 SEED = 0xDEADBEEF12345678
@@ -53,11 +53,12 @@ CASES = [
     ("mirrored tail", lambda dt: plan.truncated_normal(1.0, 0.5, -10.0, -9.0, dt)),
 ]
 DTYPES = [np.dtype(np.float32), plan.BFLOAT16, plan.FLOAT16, np.dtype(np.float64)]
-BLOCKS = {
-    "whole": lambda: layout.whole((301,)),
-    "unaligned block": lambda: layout.select((5, 37), (slice(1, 4), slice(3, 34))),
-    "columns": lambda: layout.select((4, 6), (slice(None), slice(1, 3))),
-    "batch": lambda: layout.batch(3, (5, 7)),  # member r from stream + r
+BLOCKS = {  # name: (block, key table)
+    "whole": lambda: (layout.whole((301,)), key_table(SEED, 9)),
+    "unaligned block": lambda: (layout.select((5, 37), (slice(1, 4), slice(3, 34))), key_table(SEED, 9)),
+    "columns": lambda: (layout.select((4, 6), (slice(None), slice(1, 3))), key_table(SEED, 9)),
+    # member r with its own seed and stream
+    "batch": lambda: (layout.batch(3, (5, 7)), key_table([SEED, 5, 2**64 - 1], [9, 10, 2**32 - 1])),
 }
 # Every case and dtype on an unaligned block; the other layouts with every case in float32. (The
 # simulator runs a Python thread per CUDA thread: the matrix is kept to what each check needs.)
@@ -66,16 +67,16 @@ MATRIX = [(case, dtype, "unaligned block") for case in CASES for dtype in DTYPES
 ]
 
 
-def _cpu(block, p):
+def _cpu(block, keys, p):
     out = np.empty(block.out_shape, p.dtype)
-    fill_cpu.launch(out, block, p, SEED, 9)
+    fill_cpu.launch(out, block, p, keys)
     return out
 
 
-def _gpu(block, p):
+def _gpu(block, keys, p):
     out = np.full(block.size, 0xFFFF if p.fmt else np.nan, dtype=p.storage_dtype)  # poisoned
     device_out = cuda.to_device(out)
-    failures = fill_cuda.launch_device(device_out, block, p, SEED, 9)
+    failures = fill_cuda.launch_device(device_out, block, p, keys)
     assert failures.copy_to_host()[0] == 0
     return device_out.copy_to_host().view(p.dtype).reshape(block.out_shape)
 
@@ -86,8 +87,8 @@ def _gpu(block, p):
 def test_fill_kernel_matches_cpu(case, dtype, block_name):
     _, make = case
     p = make(dtype)
-    block = BLOCKS[block_name]()
-    cpu, gpu = _cpu(block, p), _gpu(block, p)
+    block, keys = BLOCKS[block_name]()
+    cpu, gpu = _cpu(block, keys, p), _gpu(block, keys, p)
     if STRICT:
         np.testing.assert_array_equal(gpu.reshape(-1).view(np.uint8), cpu.reshape(-1).view(np.uint8))
         return
@@ -102,7 +103,7 @@ def test_empty_block_launches_nothing():
     p = plan.normal(0.0, 1.0, np.dtype(np.float32))
     block = layout.select((4, 5), (slice(2, 2), slice(None)))
     out = cuda.to_device(np.zeros(0, np.float32))
-    assert fill_cuda.launch_device(out, block, p, 1, 0).copy_to_host()[0] == 0
+    assert fill_cuda.launch_device(out, block, p, key_table(1, 0)).copy_to_host()[0] == 0
 
 
 @pytest.mark.skipif(STRICT, reason="the public device='cuda' path needs CuPy and a real GPU")
