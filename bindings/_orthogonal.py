@@ -62,25 +62,39 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     stream = _args.stream(function, stream, count=members or 1)
     device = _devices.resolve(function, _args.device(function, device))
 
-    from warpinit.kernels import plan
+    from warpinit.kernels.philox import key_table
 
-    rows, cols = math.prod(shape[:-1]), shape[-1]
-    big, small = max(rows, cols), min(rows, cols)
     count = members or 1
     result_shape = (members, *shape) if members else shape
-    compute = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
-    # Gaussian inputs, their reflectors and Q: three matrices of the compute dtype per member.
-    _devices.check_memory(function, device, count * big * small * (3 * compute.itemsize) + count * rows * cols * dtype.itemsize)
+    _devices.check_memory(function, device, workspace_bytes(shape, dtype, count))
     if out is not None:
         result = _devices.check_out(function, device, out, result_shape, dtype)
     else:
         result = _devices.empty(device, result_shape, dtype)
+    generate(shape, gain, dtype, key_table(seed, np.arange(stream, stream + count, dtype=np.uint64)), device,
+             result.reshape(count, *shape))
+    return out if out is not None else result
+
+
+def workspace_bytes(shape, dtype, count) -> int:
+    """Bytes ``count`` orthogonal matrices of ``shape`` take: Gaussian inputs, reflectors and Q in the
+    compute dtype, and the result."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    compute = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
+    return count * rows * cols * (3 * compute.itemsize + dtype.itemsize)
+
+
+def generate(shape, gain, dtype, keys, device, result):
+    """Fill ``result`` (K, *shape) of ``dtype`` with K orthogonal matrices, member k built from the
+    Gaussians of row k of the key table ``keys``; arguments already validated."""
+    from warpinit.kernels import plan
+
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    big, small = max(rows, cols), min(rows, cols)
+    count = len(keys)
+    compute = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
     if rows * cols == 0 or count == 0:
-        return out if out is not None else result
-
-    from warpinit.kernels.philox import key_table
-
-    keys = key_table(seed, np.arange(stream, stream + count, dtype=np.uint64))
+        return
     target = result.reshape(count, rows, cols)
     fmt = 0 if dtype in (_FLOAT32, _FLOAT64) else plan.uniform(0.0, 1.0, dtype).fmt
     if device == "cpu":
@@ -90,13 +104,13 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
             # Gaussians, reflectors, Q and the output, member by member in cache.
             storage = target.view(np.uint16) if fmt else target
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
-            return out if out is not None else result
+            return
         gaussians = _gaussians(count, big, small, compute, keys, "cpu")
         if rows >= cols and not fmt and dtype == compute:
             kernels.haar_cpu(gaussians, q=target)  # straight into the result
             if gain != 1.0:
                 target *= dtype.type(gain)
-            return out if out is not None else result
+            return
         q = kernels.haar_cpu(gaussians)
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
@@ -105,7 +119,6 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     if rows < cols:
         q = q.swapaxes(1, 2)  # (count, rows, cols)
     _write(target, q, gain, fmt, device)
-    return out if out is not None else result
 
 
 def _batch(function: str, batch):

@@ -70,6 +70,22 @@ def _run(call: _Call, plan):
     return call.out if call.out is not None else result
 
 
+def generate(plan, shape, keys, device, result):
+    """Fill ``result`` (K, *shape) with K tensors of ``plan``'s distribution, member k drawn with row k
+    of the key table ``keys`` (``philox.key_table``); arguments already validated."""
+    from warpinit.kernels import layout
+
+    block = layout.batch(len(keys), tuple(shape))
+    if device == "cpu":
+        from warpinit.kernels import fill_cpu
+
+        fill_cpu.launch(result, block, plan, keys)
+    else:
+        from warpinit.kernels import fill_cuda
+
+        fill_cuda.launch_cupy(result, block, plan, keys)
+
+
 def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, device="auto", index=None, out=None):
     """Uniform values on [minval, maxval).
 

@@ -1,0 +1,554 @@
+"""Keras 3 initializers backed by warpinit's kernels, and whole-model batched initialization.
+
+Drop-in classes: each subclasses the Keras class of the same name (``isinstance`` checks hold), keeps
+its constructor, defaults, validation, attributes and ``get_config`` keys, and only replaces
+``__call__``::
+
+    import warpinit.keras as initializers
+
+    layer = keras.layers.Dense(4096, kernel_initializer=initializers.Orthogonal(seed=1))
+    layer = keras.layers.Dense(4096, kernel_initializer=initializers.get("glorot_uniform"))
+
+Semantics follow Keras (the distributions, VarianceScaling's fans and its 0.8796... truncation
+correction, dtype ``None`` = ``keras.config.floatx()``), with two strengthenings: the same integer seed
+gives the same values on every backend (numpy, tensorflow, jax, torch) and on CPU and GPU, and
+truncation is exact at any size.
+
+Seeds: an int gives the same values on every call (any Python int; negative ones are taken modulo
+2**64); ``None`` picks a seed at construction that ``get_config`` does not store, as Keras does; a
+``keras.random.SeedGenerator`` gives new values on every call: its next state is read back to the host
+(a device synchronisation on GPU backends) and folded into a 64-bit seed with Philox.
+
+Whole models: ``deferred()`` builds a model without initializing its variables, and
+``initialize(model, seed)`` fills them in batched kernel launches, each variable from a seed derived
+from the model seed and its structural path in the model (see ``initialize``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import sys
+import time
+
+import numpy as np
+
+try:
+    import keras
+except ImportError as error:  # pragma: no cover - exercised only without Keras
+    raise ImportError("warpinit.keras needs Keras 3: pip install 'warpinit[keras]'") from error
+
+import warpinit as _wi
+
+from . import _devices
+
+__all__ = [
+    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
+    "LecunNormal", "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform", "STFT",
+    "TruncatedNormal", "VarianceScaling", "Zeros", "deferred", "deserialize", "get", "initialize",
+    "serialize",
+]
+
+# Re-exported unchanged: constant initializers need no random numbers.
+Initializer = keras.initializers.Initializer
+Constant = keras.initializers.Constant
+Identity = keras.initializers.Identity
+Ones = keras.initializers.Ones
+Zeros = keras.initializers.Zeros
+STFT = keras.initializers.STFT
+
+# VarianceScaling's truncated normal keeps the requested variance: the standard deviation of a
+# standard normal truncated to [-2, 2] (Keras's constant).
+_TRUNCATION_CORRECTION = 0.87962566103423978
+_SEED_GENERATOR_TAG = 0x5EED_0F_6E4E_7A70  # folds a SeedGenerator state into a 64-bit seed
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+# Seeds, dtypes and tensors ---------------------------------------------------------------------------
+
+
+def _seed64(seed) -> int:
+    """warpinit's 64-bit seed for a Keras seed: an int modulo 2**64, or a SeedGenerator's next state."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        from warpinit.kernels.philox import derive_seed
+
+        state = np.asarray(keras.ops.convert_to_numpy(seed.next())).astype(np.int64).ravel()
+        folded = ((int(state[0]) & 0xFFFFFFFF) << 32) | (int(state[-1]) & 0xFFFFFFFF)
+        return derive_seed(folded, _SEED_GENERATOR_TAG)
+    return int(seed) % 2**64
+
+
+def _dtype(dtype) -> str:
+    dtype = keras.backend.standardize_dtype(dtype)
+    if dtype not in _FLOATS:
+        raise ValueError(
+            f"warpinit initializers produce float dtypes ({', '.join(_FLOATS)}). Received: dtype={dtype}"
+        )
+    return dtype
+
+
+def _device() -> str:
+    """'cuda' when the Keras backend places tensors on a GPU that warpinit can fill, else 'cpu'."""
+    if not _devices.cuda_usable():
+        return "cpu"
+    backend = keras.backend.backend()
+    if backend == "torch":
+        from keras.src.backend.torch.core import get_device
+
+        return "cuda" if str(get_device()).startswith("cuda") else "cpu"
+    if backend == "jax":
+        import jax
+
+        return "cuda" if jax.default_backend() == "gpu" else "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "cuda" if tf.config.list_logical_devices("GPU") else "cpu"
+    return "cpu"
+
+
+def _to_backend(array, dtype: str):
+    """A tensor of the active backend holding ``array`` (NumPy, or CuPy handed over by DLPack)."""
+    backend = keras.backend.backend()
+    if not isinstance(array, np.ndarray):  # CuPy: stay on the GPU
+        if backend == "torch":
+            import torch
+
+            return torch.from_dlpack(array)
+        if backend == "jax":
+            import jax
+
+            return jax.dlpack.from_dlpack(array)
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.experimental.dlpack.from_dlpack(array.toDlpack())
+        array = array.get()
+    if backend == "numpy":
+        return array
+    if backend == "torch" and dtype == "bfloat16":
+        import torch
+
+        # torch has no NumPy bfloat16: move the bits, then reinterpret them.
+        tensor = torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+        return keras.ops.convert_to_tensor(tensor, dtype=dtype)
+    return keras.ops.convert_to_tensor(array, dtype=dtype)
+
+
+# The distribution of an initializer for one shape: what initialize() groups by --------------------
+
+
+def _compute_fans(shape, input_axes=None, output_axes=None):
+    """Keras's fans: (fan_in, fan_out) of a weight shape, with the same conventions."""
+    shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        fan_in = math.prod(shape[axis] for axis in input_axes)
+        fan_out = math.prod(shape[axis] for axis in output_axes)
+        return int(fan_in), int(fan_out)
+    if not shape:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def spec(initializer, shape):
+    """(kind, parameters) of the distribution ``initializer`` draws for ``shape``, or None when
+    warpinit cannot draw it (constant and custom initializers).
+
+    kind is "uniform" (minval, maxval), "normal" (mean, stddev), "truncated_normal" (mean, stddev;
+    bounds +-2 standard deviations), "orthogonal" (gain,) or "constant" (value,) for a zero standard
+    deviation.
+    """
+    k = keras.initializers
+    if isinstance(initializer, k.Orthogonal):
+        return "orthogonal", (float(initializer.gain),)
+    if isinstance(initializer, k.VarianceScaling):
+        scale = float(initializer.scale)
+        fan_in, fan_out = _compute_fans(shape, initializer.input_axes, initializer.output_axes)
+        fan = {"fan_in": fan_in, "fan_out": fan_out}.get(initializer.mode, (fan_in + fan_out) / 2.0)
+        scale /= max(1.0, fan)
+        if initializer.distribution == "truncated_normal":
+            return "truncated_normal", (0.0, math.sqrt(scale) / _TRUNCATION_CORRECTION)
+        if initializer.distribution == "untruncated_normal":
+            return "normal", (0.0, math.sqrt(scale))
+        limit = math.sqrt(3.0 * scale)
+        return "uniform", (-limit, limit)
+    if isinstance(initializer, (k.RandomNormal, k.TruncatedNormal)):
+        kind = "truncated_normal" if isinstance(initializer, k.TruncatedNormal) else "normal"
+        mean, stddev = float(initializer.mean), abs(float(initializer.stddev))
+        return ("constant", (mean,)) if stddev == 0.0 else (kind, (mean, stddev))
+    if isinstance(initializer, k.RandomUniform):
+        return "uniform", (float(initializer.minval), float(initializer.maxval))
+    return None
+
+
+def _generate(kind, parameters, shape, dtype, keys, device):
+    """(K, *shape) values of the distribution, member k from row k of the key table."""
+    from warpinit import _orthogonal, _sampling
+    from warpinit.kernels import plan
+
+    numpy_dtype = _wi_dtype(dtype)
+    result = _devices.empty(device, (len(keys), *shape), numpy_dtype)
+    if kind == "orthogonal":
+        _orthogonal.generate(tuple(shape), parameters[0], numpy_dtype, keys, device, result)
+    elif kind == "constant":
+        result[...] = parameters[0]
+    else:
+        distribution = {
+            "uniform": lambda: plan.uniform(*parameters, numpy_dtype),
+            "normal": lambda: plan.normal(*parameters, numpy_dtype),
+            "truncated_normal": lambda: plan.truncated_normal(*parameters, -2.0, 2.0, numpy_dtype),
+        }[kind]()
+        _sampling.generate(distribution, tuple(shape), keys, device, result)
+    return result
+
+
+def _wi_dtype(dtype: str) -> np.dtype:
+    from warpinit import _args
+
+    return _args.dtype("warpinit.keras", dtype, None)
+
+
+class _WarpinitCall:
+    """``__call__`` for every warpinit initializer: the Keras distribution from warpinit's kernels."""
+
+    def __call__(self, shape, dtype=None):
+        from warpinit.kernels.philox import key_table
+
+        shape = tuple(int(d) for d in shape)
+        dtype = _dtype(dtype)
+        kind, parameters = spec(self, shape)
+        if kind == "orthogonal" and len(shape) < 2:
+            raise ValueError(
+                "The tensor to initialize must be at least two-dimensional. Received: "
+                f"shape={shape} of rank {len(shape)}."
+            )
+        values = _generate(kind, parameters, shape, dtype, key_table(_seed64(self.seed), 0), _device())
+        return _to_backend(values[0], dtype)
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package="warpinit")(cls)
+
+
+@_register
+class RandomNormal(_WarpinitCall, keras.initializers.RandomNormal):
+    """keras.initializers.RandomNormal drawn by warpinit (``warpinit.normal``)."""
+
+
+@_register
+class TruncatedNormal(_WarpinitCall, keras.initializers.TruncatedNormal):
+    """keras.initializers.TruncatedNormal drawn by warpinit: exact rejection at +-2 standard deviations."""
+
+
+@_register
+class RandomUniform(_WarpinitCall, keras.initializers.RandomUniform):
+    """keras.initializers.RandomUniform drawn by warpinit (``warpinit.uniform``)."""
+
+
+@_register
+class VarianceScaling(_WarpinitCall, keras.initializers.VarianceScaling):
+    """keras.initializers.VarianceScaling drawn by warpinit."""
+
+
+@_register
+class GlorotNormal(_WarpinitCall, keras.initializers.GlorotNormal):
+    """keras.initializers.GlorotNormal drawn by warpinit."""
+
+
+@_register
+class GlorotUniform(_WarpinitCall, keras.initializers.GlorotUniform):
+    """keras.initializers.GlorotUniform drawn by warpinit."""
+
+
+@_register
+class HeNormal(_WarpinitCall, keras.initializers.HeNormal):
+    """keras.initializers.HeNormal drawn by warpinit."""
+
+
+@_register
+class HeUniform(_WarpinitCall, keras.initializers.HeUniform):
+    """keras.initializers.HeUniform drawn by warpinit."""
+
+
+@_register
+class LecunNormal(_WarpinitCall, keras.initializers.LecunNormal):
+    """keras.initializers.LecunNormal drawn by warpinit."""
+
+
+@_register
+class LecunUniform(_WarpinitCall, keras.initializers.LecunUniform):
+    """keras.initializers.LecunUniform drawn by warpinit."""
+
+
+@_register
+class Orthogonal(_WarpinitCall, keras.initializers.Orthogonal):
+    """keras.initializers.Orthogonal without a QR (``warpinit.orthogonal``); Haar-distributed."""
+
+
+_CLASSES = (RandomNormal, TruncatedNormal, RandomUniform, VarianceScaling, GlorotNormal, GlorotUniform,
+            HeNormal, HeUniform, LecunNormal, LecunUniform, Orthogonal)
+
+
+def _snake(name: str) -> str:
+    from keras.src.utils.naming import to_snake_case
+
+    return to_snake_case(name)
+
+
+# The names keras.initializers.get resolves, pointing at warpinit's classes where there is one.
+ALL_OBJECTS_DICT = {cls.__name__: cls for cls in (Initializer, Constant, Identity, Ones, Zeros, STFT) + _CLASSES}
+ALL_OBJECTS_DICT.update({_snake(name): cls for name, cls in list(ALL_OBJECTS_DICT.items())})
+ALL_OBJECTS_DICT.update({
+    "IdentityInitializer": Identity,
+    "normal": RandomNormal,
+    "one": Ones,
+    "STFTInitializer": STFT,
+    "OrthogonalInitializer": Orthogonal,
+    "uniform": RandomUniform,
+    "zero": Zeros,
+})
+# Lower-case aliases as module attributes, as keras.initializers has them.
+for _name, _cls in list(ALL_OBJECTS_DICT.items()):
+    if _name[0].islower() and _name.isidentifier():
+        globals().setdefault(_name, _cls)
+del _name, _cls
+
+
+def serialize(initializer):
+    """The initializer's configuration as a dict (keras.initializers.serialize)."""
+    return keras.initializers.serialize(initializer)
+
+
+def deserialize(config, custom_objects=None):
+    """An initializer from its configuration, warpinit's class for every name Keras knows."""
+    from keras.src.saving import serialization_lib
+
+    if isinstance(config, dict):
+        name = config.get("class_name")
+        if name in ALL_OBJECTS_DICT and config.get("registered_name") in (None, name, f"warpinit>{name}") and \
+                config.get("module") in (None, "keras.initializers", __name__):
+            return ALL_OBJECTS_DICT[name].from_config(config.get("config") or {})
+    return serialization_lib.deserialize_keras_object(
+        config, module_objects=ALL_OBJECTS_DICT, custom_objects=custom_objects
+    )
+
+
+def get(identifier):
+    """keras.initializers.get, resolving Keras's names and configurations to warpinit's classes.
+
+    None, classes, callables, tensors and arrays behave as in Keras; an unknown name raises
+    ValueError.
+    """
+    if isinstance(identifier, str):
+        if identifier not in ALL_OBJECTS_DICT:
+            raise ValueError(f"Could not interpret initializer identifier: {identifier}")
+        return ALL_OBJECTS_DICT[identifier]()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    return keras.initializers.get(identifier)
+
+
+# Whole models -------------------------------------------------------------------------------------
+
+GROUP_BYTES = 1 << 30  # at most this much generated at once by initialize()
+_DEFERRED: dict[int, tuple] = {}  # id(variable) -> (variable, initializer) for variables deferred here
+
+
+class _Placeholder:
+    """Stands in for a deferred variable's initializer while the model is built.
+
+    Keras asks an uninitialized variable for a placeholder value whenever a symbolic call touches it
+    (inside the stateless scope): zeros serve, and cost nothing, where Keras would run the real
+    initializer (a full QR per Orthogonal layer). Outside a stateless scope - Keras initializing the
+    variable itself because ``initialize`` was never called - it delegates to the real initializer.
+    """
+
+    def __init__(self, initializer):
+        self.initializer = initializer
+
+    def __call__(self, shape, dtype=None):
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        if in_stateless_scope():
+            return keras.ops.zeros(shape, dtype=dtype)
+        return self.initializer(shape, dtype=dtype)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Build models without initializing their variables; ``initialize(model)`` fills them afterwards.
+
+    Inside the context, variables created with an initializer are left uninitialized - Keras's own
+    deferral for variables created in a ``keras.StatelessScope`` - so Keras's per-variable
+    initialization never runs; symbolic calls during the build see zeros. Call
+    ``initialize(model)`` before using the model. A variable that is never passed to ``initialize``
+    is still initialized correctly (by its own initializer) the first time Keras initializes pending
+    variables.
+
+    This relies on Keras internals (``keras.src.backend.common.variables``), tested with the Keras
+    range pinned in warpinit's ``keras`` extra.
+    """
+    from keras.src.backend.common import variables
+
+    register = variables.register_uninitialized_variable
+
+    def register_deferred(variable):
+        register(variable)
+        _DEFERRED[id(variable)] = (variable, variable._initializer)
+        variable._initializer = _Placeholder(variable._initializer)
+
+    variables.register_uninitialized_variable = register_deferred
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        variables.register_uninitialized_variable = register
+
+
+def _structure(layer, prefix=""):
+    """(path, variable, layer) for every variable of ``layer`` and its sublayers.
+
+    A path is structural - sublayer indices and the variable's index in its layer - so it does not
+    depend on the names Keras numbers per process ("dense_3")."""
+    own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+    for index, variable in enumerate(own):
+        yield f"{prefix}{index}", variable, layer
+    for index, sublayer in enumerate(layer._flatten_layers(include_self=False, recursive=False)):
+        yield from _structure(sublayer, f"{prefix}{index}/")
+
+
+_ATTRIBUTE_ALIASES = {"recurrent_kernel": "recurrent_initializer"}
+
+
+def _initializer_of(variable, layer):
+    """The initializer a variable was (or will be) drawn from, or None when it cannot be known."""
+    if id(variable) in _DEFERRED and _DEFERRED[id(variable)][0] is variable:
+        return _DEFERRED[id(variable)][1]
+    name = variable.name
+    for attribute in (_ATTRIBUTE_ALIASES.get(name), f"{name}_initializer"):
+        if attribute and hasattr(layer, attribute):
+            return keras.initializers.get(getattr(layer, attribute))
+    return None
+
+
+def path_tag(path: str) -> int:
+    """The 64-bit tag of a structural path (BLAKE2b): the variable's identity under the model seed."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
+
+
+def initialize(model, seed=None, progress=None):
+    """(Re)initialize a built or ``deferred()`` model's variables in batched kernel launches.
+
+    Every variable whose initializer is a warpinit class or its Keras built-in equivalent is drawn
+    from its own seed, ``derive_seed(model seed, path_tag(path))``, where the path is structural
+    (sublayer indices and the variable's index in its layer): values do not depend on the grouping,
+    on batch sizes, on the device or on the names Keras numbers per process, and the initializers' own
+    seeds are not used. Variables of the same distribution, shape and dtype are generated together
+    (orthogonal stacks through ``warpinit.orthogonal``'s batched path), at most ``GROUP_BYTES`` at a
+    time, and assigned into the variables, so peak memory stays close to the model's own size.
+    Variables with other initializers keep their values (built model) or are initialized by their own
+    initializer (deferred model).
+
+    Args:
+        model: a Keras layer or model, built or built under ``deferred()``.
+        seed: int (any Python int, taken modulo 2**64) or None for fresh OS entropy.
+        progress: show a progress bar on stderr; None: when stderr is a terminal and the model holds
+            more than 256 MB of such variables.
+
+    Returns:
+        The 64-bit model seed used (pass it again to get the same weights).
+    """
+    from keras.src.backend.common import global_state
+
+    from warpinit.kernels.philox import derive_seed, key_table
+
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbits(64)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"initialize: seed must be an int or None, got {type(seed).__name__}: {seed!r}")
+    seed = int(seed) % 2**64
+    device = _device()
+
+    groups: dict[tuple, list] = {}
+    others = []
+    for path, variable, layer in _structure(model):
+        initializer = _initializer_of(variable, layer)
+        shape = tuple(int(d) for d in variable.shape)
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        distribution = spec(initializer, shape) if initializer is not None and dtype in _FLOATS else None
+        if distribution is None or (distribution[0] == "orthogonal" and len(shape) < 2):
+            others.append((variable, initializer))
+            continue
+        groups.setdefault((distribution, shape, dtype), []).append((path, variable))
+
+    total = sum(len(members) * math.prod(shape) * np.dtype(_wi_dtype(dtype)).itemsize
+                for (_, shape, dtype), members in groups.items())
+    if progress is None:
+        progress = sys.stderr.isatty() and total > 256 * 2**20
+    bar = _Progress(total) if progress else None
+    for ((kind, parameters), shape, dtype), members in groups.items():
+        itemsize = np.dtype(_wi_dtype(dtype)).itemsize
+        per_chunk = max(1, GROUP_BYTES // max(1, math.prod(shape) * itemsize))
+        for first in range(0, len(members), per_chunk):
+            chunk = members[first : first + per_chunk]
+            keys = key_table([derive_seed(seed, path_tag(path)) for path, _ in chunk], 0)
+            values = _generate(kind, parameters, shape, dtype, keys, device)
+            for (_, variable), value in zip(chunk, values):
+                _assign(variable, _to_backend(value, dtype))
+            del values
+            if bar:
+                bar.advance(len(chunk) * math.prod(shape) * itemsize)
+    for variable, _ in others:
+        if id(variable) in _DEFERRED and variable._value is None:
+            variable._deferred_initialize()  # its own initializer, the normal way
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    done = {id(v) for _, members in groups.items() for _, v in members} | {id(v) for v, _ in others}
+    pending[:] = [v for v in pending if id(v) not in done]
+    for key in [key for key, (variable, _) in _DEFERRED.items() if key in done]:
+        _DEFERRED.pop(key)
+    if bar:
+        bar.close()
+    return seed
+
+
+def _assign(variable, value):
+    """Put ``value`` into ``variable``: ``assign`` if it holds a value, Keras's first initialization if
+    it was deferred."""
+    if variable._value is None:
+        variable._initialize(variable._convert_to_tensor(value, dtype=variable.dtype))
+        if isinstance(variable._initializer, _Placeholder) or variable._initializer is not None:
+            variable._initializer = None
+    else:
+        variable.assign(value)
+
+
+class _Progress:
+    """A minimal progress bar on stderr (bytes initialized of the total)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = max(total, 1), 0, time.perf_counter()
+        self._draw()
+
+    def advance(self, amount: int):
+        self.done += amount
+        self._draw()
+
+    def _draw(self):
+        width = 30
+        filled = width * self.done // self.total
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9) / 2**20
+        sys.stderr.write(f"\rwarpinit: [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{self.done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB {rate:,.0f} MiB/s")
+        sys.stderr.flush()
+
+    def close(self):
+        sys.stderr.write("\n")
+        sys.stderr.flush()
