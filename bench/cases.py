@@ -24,6 +24,10 @@ QUICK_SIZES = (10**6, 10**7)
 # (batch, n) of the orthogonal cases: single large matrices and the stacks of a Dense model.
 ORTHOGONAL_SHAPES = ((1, 2048), (1, 4096), (64, 1024), (1024, 128))
 QUICK_ORTHOGONAL_SHAPES = ((1, 1024), (16, 512), (256, 128))
+# The keras_model op: a Sequential stack of LAYERS Dense(UNITS) layers, per initializer and backend.
+KERAS_LAYERS, KERAS_UNITS = 16, 2048
+QUICK_KERAS_LAYERS, QUICK_KERAS_UNITS = 4, 512
+KERAS_INITIALIZERS = ("orthogonal", "glorot_uniform", "truncated_normal")
 GEMM_LIMIT_SIZE = 2048
 
 
@@ -35,16 +39,21 @@ class Case:
     library: str
     device: str = "cpu"
     batch: int = 1
+    variant: str = ""  # keras_model: "initializer/backend"
 
     @property
     def name(self) -> str:
+        if self.op == "keras_model":
+            return f"keras_model-{self.batch}x{self.size}-{self.variant}-{self.library}"
         if self.op == "orthogonal":
             return f"orthogonal-{self.batch}x{self.size}^2-{self.dtype}-{self.library}-{self.device}"
         return f"{self.op}-{self.size:.0e}-{self.dtype}-{self.library}-{self.device}"
 
     @property
     def work(self) -> float:
-        """Values produced (sampling) or flops done (orthogonal; for its limit, the GEMM's)."""
+        """Values produced (sampling, keras_model) or flops done (orthogonal; for its limit, the GEMM's)."""
+        if self.op == "keras_model":
+            return float(self.batch * self.size * self.size)
         if self.op != "orthogonal":
             return float(self.size)
         if self.library == LIMIT:
@@ -61,10 +70,18 @@ class Case:
 
 
 def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu",
-          orthogonal_shapes=ORTHOGONAL_SHAPES) -> list[Case]:
-    """Every (op, size, library) case, with the limit case of each (op, size) first."""
+          orthogonal_shapes=ORTHOGONAL_SHAPES, keras_backends=(), keras_stack=(KERAS_LAYERS, KERAS_UNITS)) -> list[Case]:
+    """Every (op, size, library) case, with the limit case of each (op, size) first. The keras_model
+    op has two libraries, Keras's own initializers and warpinit's, per initializer and backend."""
     result = []
     for op in ops:
+        if op == "keras_model":
+            layers, units = keras_stack
+            for backend in keras_backends:
+                for initializer in KERAS_INITIALIZERS:
+                    result.extend(Case(op, units, dtype, library, device, layers, f"{initializer}/{backend}")
+                                  for library in ("keras", "warpinit"))
+            continue
         shapes = orthogonal_shapes if op == "orthogonal" else [(1, size) for size in sizes]
         for batch, size in shapes:
             result.append(Case(op, size, dtype, LIMIT, device, batch))

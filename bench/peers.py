@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 SAMPLING = ("truncated_normal", "normal", "uniform")
-OPS = SAMPLING + ("orthogonal",)
+OPS = SAMPLING + ("orthogonal", "keras_model")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,26 @@ SETTLE_SECONDS = 0.5
 UNSUPPORTED = "not supported by this library"
 
 
+_KERAS_RUNS: dict = {}
+
+
+def _measure_keras_model(case: Case, repeats: int) -> Result:
+    """Both libraries of a keras_model case run in one subprocess of the case's backend."""
+    from . import keras_model
+
+    initializer, backend = case.variant.split("/")
+    key = (case.variant, case.batch, case.size, repeats)
+    if key not in _KERAS_RUNS:
+        try:
+            _KERAS_RUNS[key] = keras_model.run(backend, initializer, case.batch, case.size, repeats)
+        except Exception as error:  # a backend that is not installed, or fails, is reported
+            _KERAS_RUNS[key] = {"error": f"{type(error).__name__}: {error}"}
+    run = _KERAS_RUNS[key]
+    if "error" in run:
+        return Result(case, [], skipped=run["error"])
+    return Result(case, run[case.library])
+
+
 def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     """Warm up once, let the machine settle, then time ``repeats`` calls.
 
@@ -56,6 +76,8 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     their work ends, and would slow whatever case runs next."""
     from .peers import PEERS
 
+    if case.op == "keras_model":
+        return _measure_keras_model(case, repeats)
     if case.library != LIMIT and not PEERS[case.library].available():
         return Result(case, [], skipped=f"not installed ({PEERS[case.library].install})")
     try:
@@ -86,19 +108,22 @@ def run(case_list: list[Case], repeats: int, progress=None) -> list[Result]:
 def table(results: list[Result]) -> str:
     """The comparison table: one row per case, grouped by (op, size, batch, dtype). Rates are
     Mvalues/s for the samplers and GFLOP/s for orthogonal."""
-    lines = [f"{'op':<17} {'size':>11} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
+    lines = [f"{'op':<30} {'size':>11} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
              f"{'rate':>10} {'% limit':>8} {'warpinit x':>11}"]
     groups: dict[tuple, list[Result]] = {}
     for result in results:
-        groups.setdefault((result.case.op, result.case.size, result.case.batch, result.case.dtype), []).append(result)
-    for (op, size, batch, dtype), group in groups.items():
+        case = result.case
+        groups.setdefault((case.op, case.size, case.batch, case.dtype, case.variant), []).append(result)
+    for (op, size, batch, dtype, variant), group in groups.items():
         limit = next((r for r in group if r.case.library == LIMIT and not r.skipped), None)
         ours = next((r for r in group if r.case.library == "warpinit" and not r.skipped), None)
         scale, label = (1e9, f"{batch}x{size}^2") if op == "orthogonal" else (1e6, f"{size:.0e}")
+        if op == "keras_model":
+            op, label = f"keras:{variant}", f"{batch}x{size}"
         for r in group:
             if r.skipped == UNSUPPORTED:  # a peer without this op: kept in the JSON, not in the table
                 continue
-            head = f"{op:<17} {label:>11} {dtype:<8} {r.case.library:<9}"
+            head = f"{op:<30} {label:>11} {dtype:<8} {r.case.library:<9}"
             if r.skipped:
                 lines.append(f"{head} skipped: {r.skipped}")
                 continue

@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--orthogonal-shapes", type=_shapes, default=None,
                        help="comma-separated BATCHxN stacks of N x N matrices for the orthogonal op "
                        "(default: 1x2048,1x4096,64x1024,1024x128)")
+    bench.add_argument("--keras-backends", type=_choices(("numpy", "torch", "jax", "tensorflow")),
+                       default=("numpy", "torch", "jax", "tensorflow"),
+                       help="Keras backends of the keras_model op, one subprocess each (default: all four)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
     bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
                        default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
@@ -105,7 +108,8 @@ def _bench(args) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     libraries = ("warpinit",) + tuple(args.peers)
     shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
-    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes)
+    stack = (cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick else (cases.KERAS_LAYERS, cases.KERAS_UNITS)
+    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes, args.keras_backends, stack)
     print(f"warpinit bench: device={device} dtype={args.dtype} threads={args.threads} repeats={repeats}", flush=True)
     results = runner.run(case_list, repeats, progress=runner.progress_bar)
     print(runner.table(results))

@@ -187,13 +187,15 @@ def spec(initializer, shape):
     return None
 
 
-def _generate(kind, parameters, shape, dtype, keys, device):
-    """(K, *shape) values of the distribution, member k from row k of the key table."""
+def _generate(kind, parameters, shape, dtype, keys, device, result=None):
+    """(K, *shape) values of the distribution, member k from row k of the key table, into ``result``
+    (allocated if None)."""
     from warpinit import _orthogonal, _sampling
     from warpinit.kernels import plan
 
     numpy_dtype = _wi_dtype(dtype)
-    result = _devices.empty(device, (len(keys), *shape), numpy_dtype)
+    if result is None:
+        result = _devices.empty(device, (len(keys), *shape), numpy_dtype)
     if kind == "orthogonal":
         _orthogonal.generate(tuple(shape), parameters[0], numpy_dtype, keys, device, result)
     elif kind == "constant":
@@ -356,7 +358,13 @@ def get(identifier):
 
 # Whole models -------------------------------------------------------------------------------------
 
-GROUP_BYTES = 1 << 30  # at most this much generated at once by initialize()
+# At most this much is generated at once into a scratch buffer (reused within a call): bounded peak
+# memory, and page faults on a fresh buffer cost as much as drawing into it.
+GROUP_BYTES = 64 << 20
+# Variables at least this large are drawn straight into their own memory where the backend allows it
+# (numpy, torch on the CPU): a batch buffer would cost its page faults and a copy, more than the
+# drawing itself for the samplers.
+DIRECT_BYTES = 1 << 20
 _DEFERRED: dict[int, tuple] = {}  # id(variable) -> (variable, initializer) for variables deferred here
 
 
@@ -419,7 +427,9 @@ def _structure(layer, prefix=""):
     own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
     for index, variable in enumerate(own):
         yield f"{prefix}{index}", variable, layer
-    for index, sublayer in enumerate(layer._flatten_layers(include_self=False, recursive=False)):
+    sublayers = [sub for sub in layer._flatten_layers(include_self=False, recursive=False)
+                 if not isinstance(sub, keras.layers.InputLayer)]  # present or not, depending on the build
+    for index, sublayer in enumerate(sublayers):
         yield from _structure(sublayer, f"{prefix}{index}/")
 
 
@@ -495,17 +505,30 @@ def initialize(model, seed=None, progress=None):
         progress = sys.stderr.isatty() and total > 256 * 2**20
     bar = _Progress(total) if progress else None
     for ((kind, parameters), shape, dtype), members in groups.items():
-        itemsize = np.dtype(_wi_dtype(dtype)).itemsize
-        per_chunk = max(1, GROUP_BYTES // max(1, math.prod(shape) * itemsize))
+        numpy_dtype = _wi_dtype(dtype)
+        member_bytes = math.prod(shape) * numpy_dtype.itemsize
+        seeds = [derive_seed(seed, path_tag(path)) for path, _ in members]
+        if kind != "orthogonal" and member_bytes >= DIRECT_BYTES and _direct_backend(device):
+            for (_, variable), member_seed in zip(members, seeds):
+                tensor, view = _destination(shape, dtype)
+                _generate(kind, parameters, shape, dtype, key_table(member_seed, 0), device, view[None])
+                _assign(variable, tensor)
+                if bar:
+                    bar.advance(member_bytes)
+            continue
+        per_chunk = max(1, GROUP_BYTES // max(1, member_bytes))
+        scratch = None
         for first in range(0, len(members), per_chunk):
             chunk = members[first : first + per_chunk]
-            keys = key_table([derive_seed(seed, path_tag(path)) for path, _ in chunk], 0)
-            values = _generate(kind, parameters, shape, dtype, keys, device)
+            if scratch is None or len(scratch) < len(chunk):
+                scratch = _devices.empty(device, (len(chunk), *shape), numpy_dtype)
+            values = _generate(kind, parameters, shape, dtype, key_table(seeds[first : first + len(chunk)], 0),
+                               device, scratch[: len(chunk)])
             for (_, variable), value in zip(chunk, values):
-                _assign(variable, _to_backend(value, dtype))
-            del values
+                _assign(variable, _owned(value, dtype))
             if bar:
-                bar.advance(len(chunk) * math.prod(shape) * itemsize)
+                bar.advance(len(chunk) * member_bytes)
+        del scratch
     for variable, _ in others:
         if id(variable) in _DEFERRED and variable._value is None:
             variable._deferred_initialize()  # its own initializer, the normal way
@@ -519,11 +542,47 @@ def initialize(model, seed=None, progress=None):
     return seed
 
 
+def _direct_backend(device: str) -> bool:
+    """Whether the backend's tensors can be filled in place from NumPy (numpy, torch on the CPU)."""
+    return device == "cpu" and keras.backend.backend() in ("numpy", "torch")
+
+
+def _destination(shape, dtype: str):
+    """A new backend tensor of ``shape`` and ``dtype`` and a NumPy view of its memory (numpy, torch)."""
+    numpy_dtype = _wi_dtype(dtype)
+    if keras.backend.backend() == "numpy":
+        array = np.empty(shape, dtype=numpy_dtype)
+        return array, array
+    import torch
+
+    if dtype == "bfloat16":
+        tensor = torch.empty(shape, dtype=torch.bfloat16)
+        return tensor, tensor.view(torch.int16).numpy().view(numpy_dtype)
+    tensor = torch.empty(shape, dtype=getattr(torch, dtype))
+    return tensor, tensor.numpy()
+
+
+def _owned(value, dtype: str):
+    """A value of its own for a variable, from ``value`` (a slice of a scratch buffer that is reused)."""
+    backend = keras.backend.backend()
+    if isinstance(value, np.ndarray) and backend in ("numpy", "torch"):
+        tensor, view = _destination(value.shape, dtype)
+        view[...] = value
+        return tensor
+    if isinstance(value, np.ndarray) and backend == "tensorflow":
+        return value  # tf.Variable copies it once; converting first would copy twice
+    if not isinstance(value, np.ndarray):  # CuPy: a copy of its own, handed over without a host trip
+        value = value.copy()
+    return _to_backend(value, dtype)
+
+
 def _assign(variable, value):
     """Put ``value`` into ``variable``: ``assign`` if it holds a value, Keras's first initialization if
     it was deferred."""
     if variable._value is None:
-        variable._initialize(variable._convert_to_tensor(value, dtype=variable.dtype))
+        if not (isinstance(value, np.ndarray) and keras.backend.backend() == "tensorflow"):
+            value = variable._convert_to_tensor(value, dtype=variable.dtype)
+        variable._initialize(value)
         if isinstance(variable._initializer, _Placeholder) or variable._initializer is not None:
             variable._initializer = None
     else:

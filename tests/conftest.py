@@ -15,8 +15,15 @@ import pytest
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
+# Keras fixes its backend per process: this process uses the numpy backend (light, no framework
+# import); tests/keras_backends runs in one subprocess per backend (test_keras.py starts them).
+os.environ.setdefault("KERAS_BACKEND", "numpy")
+
+collect_ignore_glob = []
 if "WARPINIT_CUDA_TESTS" not in os.environ:
-    collect_ignore_glob = ["cuda_kernels/*"]
+    collect_ignore_glob.append("cuda_kernels/*")
+if "WARPINIT_KERAS_BACKEND_TESTS" not in os.environ:
+    collect_ignore_glob.append("keras_backends/*")
 
 
 @pytest.fixture(scope="session")

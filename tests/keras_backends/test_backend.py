@@ -1,0 +1,104 @@
+"""warpinit.keras under one Keras backend (KERAS_BACKEND), run by tests/test_keras.py per backend.
+
+A Dense stack with warpinit initializers saves to .keras and loads back with the same classes,
+configs and weights, trains for an epoch (except on numpy), and deferred() + initialize() gives the
+same weights as initialize() after a normal build. Values of fixed seeds are written to
+WARPINIT_KERAS_VALUES so that the parent test compares them across backends.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import warpinit.keras as wk
+
+BACKEND = keras.backend.backend()
+
+
+def _stack(initializers=None):
+    initializers = initializers or [wk.Orthogonal(seed=1), wk.GlorotUniform(seed=2), wk.TruncatedNormal(seed=3),
+                                    wk.HeNormal(), wk.VarianceScaling(scale=2.0, mode="fan_out", distribution="uniform")]
+    layers = [keras.Input((32,))]
+    for initializer in initializers:
+        layers.append(keras.layers.Dense(32, activation="relu", kernel_initializer=initializer))
+    layers.append(keras.layers.Dense(4, kernel_initializer=wk.LecunNormal(seed=5)))
+    return keras.Sequential(layers)
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def test_save_and_load_keeps_classes_configs_and_weights(tmp_path):
+    model = _stack()
+    wk.initialize(model, seed=11)
+    path = tmp_path / "stack.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for original, restored in zip(model.layers, loaded.layers):
+        assert type(restored.kernel_initializer) is type(original.kernel_initializer)
+        assert type(restored.kernel_initializer).__module__ == "warpinit.keras"
+        assert restored.kernel_initializer.get_config() == original.kernel_initializer.get_config()
+    for a, b in zip(_weights(model), _weights(loaded)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(BACKEND == "numpy", reason="the numpy backend cannot train")
+def test_one_epoch_lowers_the_loss():
+    keras.utils.set_random_seed(0)
+    model = _stack()
+    wk.initialize(model, seed=12)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 32)).astype("float32")
+    y = (x[:, :4] * 2.0 + 0.5).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < before
+
+
+def test_deferred_build_matches_normal_build():
+    normal = _stack()
+    seed = wk.initialize(normal, seed=13)
+    with wk.deferred():
+        deferred = _stack()
+    wk.initialize(deferred, seed=seed)
+    for a, b in zip(_weights(normal), _weights(deferred)):
+        np.testing.assert_array_equal(a, b)
+    deferred.compile(optimizer="sgd", loss="mse")
+    assert deferred.predict(np.ones((2, 32), "float32"), verbose=0).shape == (2, 4)
+
+
+def test_int_seed_values_and_dtypes():
+    values = {}
+    for name in ("RandomNormal", "RandomUniform", "TruncatedNormal", "GlorotUniform", "HeNormal", "Orthogonal"):
+        initializer = getattr(wk, name)(seed=42)
+        for dtype in ("float32", "bfloat16", "float16"):
+            tensor = initializer((64, 48), dtype=dtype)
+            assert keras.backend.standardize_dtype(tensor.dtype) == dtype
+            array = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32")))
+            values[f"{name}-{dtype}"] = array
+        np.testing.assert_array_equal(values[f"{name}-float32"], keras.ops.convert_to_numpy(initializer((64, 48))))
+    np.savez(os.environ["WARPINIT_KERAS_VALUES"], **values)
+
+
+def test_seed_generator_gives_new_values_each_call():
+    initializer = wk.RandomNormal(seed=keras.random.SeedGenerator(7))
+    first = keras.ops.convert_to_numpy(initializer((100,)))
+    second = keras.ops.convert_to_numpy(initializer((100,)))
+    assert not np.array_equal(first, second)
+    again = wk.RandomNormal(seed=keras.random.SeedGenerator(7))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(again((100,))), first)
+
+
+def test_mixed_precision_policy():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _stack()
+        wk.initialize(model, seed=14)
+        assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
+        assert model.predict(np.ones((2, 32), "float32"), verbose=0).shape == (2, 4)
+    finally:
+        keras.config.set_dtype_policy("float32")
