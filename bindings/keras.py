@@ -384,8 +384,24 @@ class _Placeholder:
         from keras.src.backend.common.stateless_scope import in_stateless_scope
 
         if in_stateless_scope():
-            return keras.ops.zeros(shape, dtype=dtype)
+            return _zeros(shape, dtype)
         return self.initializer(shape, dtype=dtype)
+
+
+def _zeros(shape, dtype):
+    """Zeros of ``shape`` for a placeholder: a broadcast view where the backend has them (numpy,
+    torch), so that building a model neither allocates nor wakes the framework's thread pool."""
+    backend = keras.backend.backend()
+    dtype = keras.backend.standardize_dtype(dtype)
+    if backend == "numpy":
+        return np.broadcast_to(np.zeros((), dtype=_wi_dtype(dtype) if dtype == "bfloat16" else dtype), shape)
+    if backend == "torch":
+        import torch
+
+        from keras.src.backend.torch.core import get_device
+
+        return torch.zeros((), dtype=getattr(torch, dtype), device=get_device()).expand(tuple(shape))
+    return keras.ops.zeros(shape, dtype=dtype)
 
 
 @contextlib.contextmanager
