@@ -124,8 +124,14 @@ def test_16bit_outputs_orthogonal_to_their_precision(dtype, unit):
     # Rounding each entry by at most `unit` relative moves M^T M by at most 2 * unit (Cauchy-Schwarz).
     for member in q:
         assert _orthogonality_error(member) <= 2 * unit + 1e-5
+    # The float32 result rounded: equal up to one 16-bit ulp where the float32 value sits at a rounding
+    # tie (the two compiled variants may contract a multiply-add differently in the last float32 bit).
     f32 = wi.orthogonal((128, 96), dtype="float32", seed=5, batch=2, device="cpu")
-    np.testing.assert_array_equal(q, f32.astype(q.dtype))
+    rounded = f32.astype(q.dtype)
+    differ = q != rounded
+    assert differ.mean() < 1e-3
+    spacing = np.abs(rounded.astype(np.float64)) * unit * 2 + 2.0**-24
+    assert np.all(np.abs(q.astype(np.float64) - rounded.astype(np.float64))[differ] <= spacing[differ])
 
 
 def test_out_and_empty_shapes():
