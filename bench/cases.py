@@ -124,8 +124,6 @@ def fill_limit(size: int, dtype: str, device: str):
             cupy.cuda.get_current_stream().synchronize()
 
         return run
-    import numba
-
     storage = np.empty(size, dtype=kind).view({2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(kind).itemsize])
     fill = _parallel_fill()
     one = storage.dtype.type(1)

@@ -39,8 +39,6 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without Keras
     raise ImportError("warpinit.keras needs Keras 3: pip install 'warpinit[keras]'") from error
 
-import warpinit as _wi
-
 from . import _devices
 
 __all__ = [

@@ -262,7 +262,7 @@ def small_from_gaussians_cpu(g, tau, q):
 # The small-matrix driver: one member per thread, everything in cache ------------------------------
 # Templates, bound per output kind by ``_compile_small`` (as the fill kernels are): ``span`` is the
 # fill kernels' span of the compute dtype, ``store`` writes a member to the output.
-span = store = compute_dtype = None
+span = store = compute_dtype = _member_gaussians = None
 
 
 def _member_gaussians_template(g, k0, k1, stream, group, p):
