@@ -42,20 +42,21 @@ step() {  # step NAME SECONDS COMMAND...
 } >"$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
+SITE=$(mktemp -d)/site
 install() {
   if $PY -m pip install --no-deps --no-build-isolation -q -e . ; then
     return 0
   fi
   # Fallback without pip: lay the package out as the wheel does.
-  rm -rf /tmp/warpinit-site && mkdir -p /tmp/warpinit-site/warpinit
-  cp -r bindings/. /tmp/warpinit-site/warpinit/
-  cp -r kernels /tmp/warpinit-site/warpinit/kernels
-  cp -r bench /tmp/warpinit-site/warpinit/bench
-  echo "installed by copy into /tmp/warpinit-site"
+  mkdir -p "$SITE/warpinit"
+  cp -r bindings/. "$SITE/warpinit/"
+  cp -r kernels "$SITE/warpinit/kernels"
+  cp -r bench "$SITE/warpinit/bench"
+  echo "installed by copy into $SITE"
 }
 step install 120 install
 if ! $PY -c "import warpinit" 2>/dev/null; then
-  export PYTHONPATH=/tmp/warpinit-site${PYTHONPATH:+:$PYTHONPATH}
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 fi
 
 step cuda_tests 150 env WARPINIT_CUDA_TESTS=1 $PY -m pytest -q -p no:cacheprovider tests/cuda_kernels

@@ -99,7 +99,7 @@ def test_batch_member_equals_single_call(shape):
     assert not np.allclose(batch[0], batch[1])
 
 
-def test_same_call_same_bits_and_threads_agree():
+def test_same_call_same_bits_and_threads_agree(tmp_path):
     code = (
         "import hashlib, numpy as np, warpinit as wi\n"
         "a = wi.orthogonal((700, 600), seed=3, device='cpu'); b = wi.orthogonal((64, 64), seed=3, batch=5, device='cpu')\n"
@@ -107,11 +107,10 @@ def test_same_call_same_bits_and_threads_agree():
     )
     results = []
     for threads in ("1", "2"):
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"warpinit_orth_{os.getpid()}_{threads}.npy")
+        path = str(tmp_path / f"orthogonal_{threads}.npy")
         env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
         subprocess.run([sys.executable, "-c", code.format(path=path)], env=env, check=True, timeout=600)
         results.append(np.load(path))
-        os.remove(path)
     np.testing.assert_allclose(results[0], results[1], atol=2e-6)
     a = wi.orthogonal((700, 600), seed=3, device="cpu")
     np.testing.assert_array_equal(a, wi.orthogonal((700, 600), seed=3, device="cpu"))
