@@ -597,8 +597,7 @@ def _assign(variable, value):
         if not (isinstance(value, np.ndarray) and keras.backend.backend() == "tensorflow"):
             value = variable._convert_to_tensor(value, dtype=variable.dtype)
         variable._initialize(value)
-        if isinstance(variable._initializer, _Placeholder) or variable._initializer is not None:
-            variable._initializer = None
+        variable._initializer = None  # as Keras's own deferred initialization leaves it
     else:
         variable.assign(value)
 
