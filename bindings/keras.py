@@ -39,7 +39,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without Keras
     raise ImportError("warpinit.keras needs Keras 3: pip install 'warpinit[keras]'") from error
 
-from . import _devices
+from . import _devices, _distributions
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
@@ -56,9 +56,6 @@ Ones = keras.initializers.Ones
 Zeros = keras.initializers.Zeros
 STFT = keras.initializers.STFT
 
-# VarianceScaling's truncated normal keeps the requested variance: the standard deviation of a
-# standard normal truncated to [-2, 2] (Keras's constant).
-_TRUNCATION_CORRECTION = 0.87962566103423978
 _SEED_GENERATOR_TAG = 0x5EED_0F_6E4E_7A70  # folds a SeedGenerator state into a 64-bit seed
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
 
@@ -166,16 +163,10 @@ def spec(initializer, shape):
     if isinstance(initializer, k.Orthogonal):
         return "orthogonal", (float(initializer.gain),)
     if isinstance(initializer, k.VarianceScaling):
-        scale = float(initializer.scale)
         fan_in, fan_out = _compute_fans(shape, initializer.input_axes, initializer.output_axes)
-        fan = {"fan_in": fan_in, "fan_out": fan_out}.get(initializer.mode, (fan_in + fan_out) / 2.0)
-        scale /= max(1.0, fan)
-        if initializer.distribution == "truncated_normal":
-            return "truncated_normal", (0.0, math.sqrt(scale) / _TRUNCATION_CORRECTION)
-        if initializer.distribution == "untruncated_normal":
-            return "normal", (0.0, math.sqrt(scale))
-        limit = math.sqrt(3.0 * scale)
-        return "uniform", (-limit, limit)
+        return _distributions.variance_scaling(
+            initializer.scale, initializer.mode, initializer.distribution, fan_in, fan_out
+        )
     if isinstance(initializer, (k.RandomNormal, k.TruncatedNormal)):
         kind = "truncated_normal" if isinstance(initializer, k.TruncatedNormal) else "normal"
         mean, stddev = float(initializer.mean), abs(float(initializer.stddev))
@@ -186,32 +177,11 @@ def spec(initializer, shape):
 
 
 def _generate(kind, parameters, shape, dtype, keys, device, result=None):
-    """(K, *shape) values of the distribution, member k from row k of the key table, into ``result``
-    (allocated if None)."""
-    from warpinit import _orthogonal, _sampling
-    from warpinit.kernels import plan
-
-    numpy_dtype = _wi_dtype(dtype)
-    if result is None:
-        result = _devices.empty(device, (len(keys), *shape), numpy_dtype)
-    if kind == "orthogonal":
-        _orthogonal.generate(tuple(shape), parameters[0], numpy_dtype, keys, device, result)
-    elif kind == "constant":
-        result[...] = parameters[0]
-    else:
-        distribution = {
-            "uniform": lambda: plan.uniform(*parameters, numpy_dtype),
-            "normal": lambda: plan.normal(*parameters, numpy_dtype),
-            "truncated_normal": lambda: plan.truncated_normal(*parameters, -2.0, 2.0, numpy_dtype),
-        }[kind]()
-        _sampling.generate(distribution, tuple(shape), keys, device, result)
-    return result
+    return _distributions.generate(kind, parameters, shape, dtype, keys, device, result)
 
 
 def _wi_dtype(dtype: str) -> np.dtype:
-    from warpinit import _args
-
-    return _args.dtype("warpinit.keras", dtype, None)
+    return _distributions.numpy_dtype(dtype)
 
 
 class _WarpinitCall:

@@ -1,0 +1,87 @@
+"""The distributions every framework face draws, in one place.
+
+A distribution is a ``(kind, parameters)`` pair:
+
+- ``("uniform", (minval, maxval))``
+- ``("normal", (mean, stddev))``
+- ``("truncated_normal", (mean, stddev))``: bounds at +-2 standard deviations (Keras, TensorFlow, JAX)
+- ``("orthogonal", (gain,))``
+- ``("constant", (value,))``: a zero standard deviation
+
+The Keras, PyTorch and JAX faces translate their initializers into these pairs (variance scaling
+through ``variance_scaling``) and draw K tensors at once through ``generate``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _args, _devices
+
+# Standard deviation of a standard normal truncated to [-2, 2]; variance scaling divides by it so the
+# truncated distribution keeps the intended variance (the constant Keras, TensorFlow and JAX use).
+TRUNCATION_CORRECTION = 0.87962566103423978
+
+MODES = ("fan_in", "fan_out", "fan_avg")
+DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
+
+
+def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, fan_out: float):
+    """(kind, parameters) of variance scaling: values with variance ``scale / fan``.
+
+    ``mode`` picks fan = fan_in, fan_out or their mean (floored at 1); ``distribution`` is
+    "truncated_normal" (bounds +-2 sigma, sigma corrected by ``TRUNCATION_CORRECTION``),
+    "untruncated_normal" or "normal" (the same), or "uniform" (+-sqrt(3 scale / fan)). Arguments are
+    assumed valid; each face validates them with its framework's own errors first.
+    """
+    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
+    variance = float(scale) / max(1.0, float(fan))
+    if distribution == "truncated_normal":
+        return "truncated_normal", (0.0, math.sqrt(variance) / TRUNCATION_CORRECTION)
+    if distribution in ("untruncated_normal", "normal"):
+        return "normal", (0.0, math.sqrt(variance))
+    limit = math.sqrt(3.0 * variance)
+    return "uniform", (-limit, limit)
+
+
+def numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype (ml_dtypes for bfloat16) of a float dtype name or type."""
+    return _args.dtype("warpinit", dtype, None)
+
+
+def plan_of(kind: str, parameters, dtype: np.dtype):
+    """The kernel plan of a sampling distribution (not "orthogonal" or "constant")."""
+    from warpinit.kernels import plan
+
+    if kind == "uniform":
+        return plan.uniform(*parameters, dtype)
+    if kind == "normal":
+        return plan.normal(*parameters, dtype)
+    if kind == "truncated_normal":
+        return plan.truncated_normal(*parameters, -2.0, 2.0, dtype)
+    raise ValueError(f"plan_of: no sampling plan for the distribution kind {kind!r}")
+
+
+def generate(kind: str, parameters, shape, dtype, keys, device: str, result=None):
+    """K tensors of the distribution: ``result[k]`` (shape ``shape``) drawn with row k of the key
+    table ``keys`` (``warpinit.kernels.philox.key_table``, uint64 (K, 3)).
+
+    ``dtype`` is a float dtype name or type, ``device`` "cpu" or "cuda" (already resolved),
+    ``result`` a C-contiguous (K, *shape) array of that dtype on that device, allocated when None.
+    Returns ``result``.
+    """
+    from warpinit import _orthogonal, _sampling
+
+    dtype = numpy_dtype(dtype)
+    shape = tuple(shape)
+    if result is None:
+        result = _devices.empty(device, (len(keys), *shape), dtype)
+    if kind == "orthogonal":
+        _orthogonal.generate(shape, parameters[0], dtype, keys, device, result)
+    elif kind == "constant":
+        result[...] = parameters[0]
+    else:
+        _sampling.generate(plan_of(kind, parameters, dtype), shape, keys, device, result)
+    return result
