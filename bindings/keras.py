@@ -29,8 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import sys
-import time
 
 import numpy as np
 
@@ -39,7 +37,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without Keras
     raise ImportError("warpinit.keras needs Keras 3: pip install 'warpinit[keras]'") from error
 
-from . import _devices, _distributions
+from . import _devices, _distributions, _progress
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
@@ -486,8 +484,8 @@ def initialize(model, seed=None, progress=None):
     total = sum(len(members) * math.prod(shape) * np.dtype(_wi_dtype(dtype)).itemsize
                 for (_, shape, dtype), members in groups.items())
     if progress is None:
-        progress = sys.stderr.isatty() and total > 256 * 2**20
-    bar = _Progress(total) if progress else None
+        progress = _progress.wanted(total)
+    bar = _progress.Bar(total) if progress else None
     for ((kind, parameters), shape, dtype), members in groups.items():
         numpy_dtype = _wi_dtype(dtype)
         member_bytes = math.prod(shape) * numpy_dtype.itemsize
@@ -570,27 +568,3 @@ def _assign(variable, value):
         variable._initializer = None  # as Keras's own deferred initialization leaves it
     else:
         variable.assign(value)
-
-
-class _Progress:
-    """A minimal progress bar on stderr (bytes initialized of the total)."""
-
-    def __init__(self, total: int):
-        self.total, self.done, self.start = max(total, 1), 0, time.perf_counter()
-        self._draw()
-
-    def advance(self, amount: int):
-        self.done += amount
-        self._draw()
-
-    def _draw(self):
-        width = 30
-        filled = width * self.done // self.total
-        rate = self.done / max(time.perf_counter() - self.start, 1e-9) / 2**20
-        sys.stderr.write(f"\rwarpinit: [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{self.done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB {rate:,.0f} MiB/s")
-        sys.stderr.flush()
-
-    def close(self):
-        sys.stderr.write("\n")
-        sys.stderr.flush()
