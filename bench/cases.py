@@ -29,6 +29,8 @@ KERAS_LAYERS, KERAS_UNITS = 16, 2048
 QUICK_KERAS_LAYERS, QUICK_KERAS_UNITS = 4, 512
 KERAS_INITIALIZERS = ("orthogonal", "glorot_uniform", "truncated_normal")
 GEMM_LIMIT_SIZE = 2048
+# Peers that only run on a GPU: left out of CPU runs.
+GPU_ONLY = ("cupy",)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS),
         shapes = orthogonal_shapes if op == "orthogonal" else [(1, size) for size in sizes]
         for batch, size in shapes:
             result.append(Case(op, size, dtype, LIMIT, device, batch))
-            result.extend(Case(op, size, dtype, library, device, batch) for library in libraries)
+            result.extend(Case(op, size, dtype, library, device, batch) for library in libraries
+                          if device == "cuda" or library not in GPU_ONLY)
     return result
 
 

@@ -89,27 +89,40 @@ def _warpinit(case):
 def _numpy(case):
     if case.device != "cpu" or case.dtype not in ("float32", "float64"):
         return None
-    rng = np.random.default_rng(1)
-    kind = np.dtype(case.dtype)
+    return _array_module(np, np.random.default_rng(1), case)
+
+
+def _cupy(case):
+    """CuPy's own generator on the GPU (the same redraw loop and QR as the NumPy peer)."""
+    if case.device != "cuda" or case.dtype not in ("float32", "float64"):
+        return None
+    import cupy
+
+    return _synchronised(_array_module(cupy, cupy.random.default_rng(1), case), case.device)
+
+
+def _array_module(xp, rng, case):
+    """What a NumPy (or CuPy) user writes, with the array module ``xp`` and its Generator ``rng``."""
+    kind = xp.dtype(case.dtype)
     if case.op == "orthogonal":
         shape = (case.batch, case.size, case.size)
 
         def orthogonal():
             # What Keras's numpy backend does: QR of a Gaussian, Q times the signs of R's diagonal.
-            q, r = np.linalg.qr(rng.standard_normal(shape, dtype=kind))
-            return q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+            q, r = xp.linalg.qr(rng.standard_normal(shape, dtype=kind))
+            return q * xp.sign(xp.diagonal(r, axis1=1, axis2=2))[:, None, :]
 
         return orthogonal
     size = case.size
-    out = np.empty(size, dtype=kind)
+    out = xp.empty(size, dtype=kind)
 
     def truncated_normal():
-        # What a NumPy user writes: draw, then redraw the values outside [-2, 2] until none is left.
+        # Draw, then redraw the values outside [-2, 2] until none is left.
         rng.standard_normal(size, dtype=kind, out=out)
-        bad = np.flatnonzero(np.abs(out) > 2.0)
+        bad = xp.flatnonzero(xp.abs(out) > 2.0)
         while bad.size:
-            out[bad] = rng.standard_normal(bad.size, dtype=kind)
-            bad = bad[np.abs(out[bad]) > 2.0]
+            out[bad] = rng.standard_normal(int(bad.size), dtype=kind)
+            bad = bad[xp.abs(out[bad]) > 2.0]
         return out
 
     return {
@@ -242,4 +255,5 @@ PEERS = {
     "torch": Peer("torch", "torch", "pip install torch==2.13.0 (CPU build)", _torch),
     "torch-qr": Peer("torch-qr", "torch", "pip install torch==2.13.0 (CPU build)", _torch_qr),
     "jax": Peer("jax", "jax", "pip install 'jax[cpu]'", _jax),
+    "cupy": Peer("cupy", "cupy", "pip install 'warpinit[cuda13]' (a CUDA GPU)", _cupy),
 }

@@ -96,12 +96,13 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     return Result(case, times)
 
 
-def run(case_list: list[Case], repeats: int, progress=None) -> list[Result]:
+def run(case_list: list[Case], repeats: int, progress=None, settle: float = SETTLE_SECONDS) -> list[Result]:
+    """Measure every case in order; ``progress(number, total, case)`` is called before each."""
     results = []
     for number, case in enumerate(case_list, 1):
         if progress:
             progress(number, len(case_list), case)
-        results.append(measure(case, repeats))
+        results.append(measure(case, repeats, settle))
     return results
 
 

@@ -50,8 +50,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _stack(text: str) -> tuple[int, int]:
+    try:
+        layers, units = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        layers = units = 0
+    if layers <= 0 or units <= 0:
+        raise argparse.ArgumentTypeError(f"the Keras stack is LAYERSxUNITS such as 16x2048, got {text!r}")
+    return layers, units
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in [0, 60], got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from warpinit.bench.cases import DEFAULT_SIZES, QUICK_SIZES
+    from warpinit.bench.runner import SETTLE_SECONDS
     from warpinit.bench.peers import OPS, PEERS, SAMPLING
 
     top = argparse.ArgumentParser(prog="warpinit", description="Fast, reproducible weight initialisation.")
@@ -73,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--keras-backends", type=_choices(("numpy", "torch", "jax", "tensorflow")),
                        default=("numpy", "torch", "jax", "tensorflow"),
                        help="Keras backends of the keras_model op, one subprocess each (default: all four)")
+    bench.add_argument("--keras-stack", type=_stack, default=None,
+                       help="LAYERSxUNITS of the keras_model op's Dense stack (default: 16x2048, quick: 4x512)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
     bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
                        default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
@@ -80,12 +103,20 @@ def parser() -> argparse.ArgumentParser:
                        help=f"small sizes ({','.join(f'{s:.0e}' for s in QUICK_SIZES)}) and 3 repeats")
     bench.add_argument("--repeats", type=_positive, default=None, help="timed repeats per case (default: 5, quick: 3)")
     bench.add_argument("--threads", type=_positive, default=os.cpu_count(), help="threads for every library")
-    bench.add_argument("--out", type=Path, default=None, help="also write the results as JSON into this folder")
+    bench.add_argument("--settle", type=_seconds, default=SETTLE_SECONDS,
+                       help=f"pause in seconds before timing each case (default: {SETTLE_SECONDS})")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"),
+                       help="folder for results.json, results.png and table.txt (default: ./bench-results)")
+    top.subcommands = {"bench": bench}
     return top
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:  # reported with the subcommand's usage, which lists its flags
+        top.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.argv = None if argv is None else list(argv)
     if args.command == "bench":
         return _bench(args)
     return 2
@@ -97,7 +128,7 @@ def _bench(args) -> int:
     peers.set_threads(args.threads)  # before any peer is imported
 
     from warpinit import _devices
-    from warpinit.bench import cases, runner
+    from warpinit.bench import cases, machine, plot, runner
 
     try:
         device = _devices.resolve("warpinit bench", args.device)
@@ -108,17 +139,31 @@ def _bench(args) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     libraries = ("warpinit",) + tuple(args.peers)
     shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
-    stack = (cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick else (cases.KERAS_LAYERS, cases.KERAS_UNITS)
+    stack = args.keras_stack or ((cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick
+                                 else (cases.KERAS_LAYERS, cases.KERAS_UNITS))
     case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes, args.keras_backends, stack)
-    print(f"warpinit bench: device={device} dtype={args.dtype} threads={args.threads} repeats={repeats}", flush=True)
-    results = runner.run(case_list, repeats, progress=runner.progress_bar)
-    print(runner.table(results))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / "results.json"
-        path.write_text(json.dumps({"device": device, "threads": args.threads,
-                                    "results": [r.as_dict() for r in results]}, indent=1))
-        print(f"results written to {path}")
+    facts = machine.facts()
+    header = (f"warpinit bench: {machine.describe(facts)}\n"
+              f"device={device} dtype={args.dtype} threads={args.threads} repeats={repeats} date={facts['date']}")
+    print(header, flush=True)
+    results = runner.run(case_list, repeats, progress=runner.progress_bar, settle=args.settle)
+    table = runner.table(results)
+    print(table)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [result.as_dict() for result in results]
+    report = {"machine": facts, "device": device, "dtype": args.dtype, "threads": args.threads,
+              "repeats": repeats, "command": ["warpinit"] + list(sys.argv[1:] if args.argv is None else args.argv),
+              "results": rows}
+    (args.out / "results.json").write_text(json.dumps(report, indent=1))
+    (args.out / "table.txt").write_text(header + "\n" + table + "\n")
+    written = ["results.json", "table.txt"]
+    if not plot.available():
+        print(f"plot skipped: matplotlib is not installed ({plot.INSTALL})")
+    elif any(not row["skipped"] for row in rows):
+        plot.write(rows, args.out / "results.png", f"warpinit bench, {facts['date'][:10]}: {machine.describe(facts)}")
+        written.append("results.png")
+    print(f"written to {args.out}: {', '.join(written)}")
     return 0
 
 

@@ -1,0 +1,112 @@
+"""The PNG ``warpinit bench`` writes next to its JSON: throughput against size, per library.
+
+One panel per op: for the samplers, values/s against the number of values (log-log), one line per
+library and the memory-write limit measured in the same run as a dashed line; for orthogonal,
+GFLOP/s per stack shape with the GEMM limit; for keras_model, the time to build and initialize the
+model per initializer and backend, Keras's own against warpinit's. Needs matplotlib (the bench
+extra); it is imported only here, with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cases import LIMIT
+
+INSTALL = "pip install 'warpinit[bench]' (matplotlib)"
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _measured(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if not row.get("skipped") and row.get("median")]
+
+
+def _rate(row: dict) -> float:
+    return row.get("flops_per_second") or row.get("values_per_second")
+
+
+def write(rows: list[dict], path: Path, title: str) -> Path:
+    """Draw the measured rows of a run (``Result.as_dict()`` items) into the PNG ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    rows = _measured(rows)
+    ops = list(dict.fromkeys(row["op"] for row in rows))
+    if not ops:
+        raise ValueError("plot: no measured case to draw")
+    columns = min(len(ops), 3)
+    rows_of_panels = -(-len(ops) // columns)
+    figure, axes = pyplot.subplots(rows_of_panels, columns, figsize=(5.4 * columns, 4.4 * rows_of_panels),
+                                   squeeze=False)
+    for axis in axes.flat[len(ops):]:
+        axis.set_visible(False)
+    for axis, op in zip(axes.flat, ops):
+        selected = [row for row in rows if row["op"] == op]
+        if op == "keras_model":
+            _keras_panel(axis, selected)
+        elif op == "orthogonal":
+            _orthogonal_panel(axis, selected)
+        else:
+            _sampling_panel(axis, selected, op)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
+
+
+def _libraries(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(row["library"] for row in rows))
+
+
+def _sampling_panel(axis, rows: list[dict], op: str) -> None:
+    for library in _libraries(rows):
+        points = sorted((row["size"], _rate(row) / 1e6) for row in rows if row["library"] == library)
+        sizes, rates = zip(*points)
+        if library == LIMIT:
+            axis.plot(sizes, rates, "kx--", label="limit (memory write)")
+        else:
+            axis.plot(sizes, rates, "o-", label=library, linewidth=2.5 if library == "warpinit" else 1.2)
+    axis.set(xscale="log", yscale="log", xlabel="values", ylabel="M values / s", title=f"{op} ({rows[0]['dtype']})")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+
+
+def _orthogonal_panel(axis, rows: list[dict]) -> None:
+    shapes = list(dict.fromkeys((row["batch"], row["size"]) for row in rows))
+    positions = range(len(shapes))
+    for library in _libraries(rows):
+        rates = {(row["batch"], row["size"]): _rate(row) / 1e9 for row in rows if row["library"] == library}
+        values = [rates.get(shape, float("nan")) for shape in shapes]
+        if library == LIMIT:
+            axis.plot(positions, values, "kx--", label="limit (GEMM)")
+        else:
+            axis.plot(positions, values, "o-", label=library, linewidth=2.5 if library == "warpinit" else 1.2)
+    axis.set_xticks(list(positions), [f"{batch}x{n}²" for batch, n in shapes], fontsize=7)
+    axis.set(yscale="log", xlabel="stack of matrices", ylabel="GFLOP/s ((4/3) n³ per matrix)",
+             title=f"orthogonal ({rows[0]['dtype']})")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+
+
+def _keras_panel(axis, rows: list[dict]) -> None:
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    libraries = _libraries(rows)
+    width = 0.8 / max(len(libraries), 1)
+    for number, library in enumerate(libraries):
+        medians = {row["variant"]: row["median"] for row in rows if row["library"] == library}
+        axis.bar([i + number * width for i in range(len(variants))],
+                 [medians.get(variant, float("nan")) for variant in variants], width, label=library)
+    axis.set_xticks([i + width * (len(libraries) - 1) / 2 for i in range(len(variants))], variants,
+                    rotation=45, ha="right", fontsize=7)
+    batch, units = rows[0]["batch"], rows[0]["size"]
+    axis.set(yscale="log", ylabel="seconds (build + initialize)", title=f"Keras: {batch} x Dense({units})")
+    axis.grid(True, axis="y", which="both", alpha=0.3)
+    axis.legend(fontsize=7)

@@ -1,0 +1,184 @@
+"""``warpinit bench`` end to end: the table, results.json, results.png and table.txt, and its errors.
+
+The full run happens once, in a subprocess (the command sets every library's thread count before
+importing it), at tiny sizes with every peer installed here; the argument errors run in-process
+because argparse rejects them before anything is imported.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from warpinit import cli
+from warpinit.bench import cases, machine, peers, runner
+
+SIZES = (10**4, 3 * 10**4)
+CPU_PEERS = ("numpy", "tf", "keras", "torch", "torch-qr", "jax")
+
+
+def _installed(library: str) -> bool:
+    return peers.PEERS[library].available()
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "-m", "warpinit", "bench", "--sizes", ",".join(map(str, SIZES)),
+               "--ops", "truncated_normal,normal,uniform,orthogonal,keras_model", "--orthogonal-shapes", "2x16",
+               "--keras-stack", "2x32", "--keras-backends", "numpy", "--peers", ",".join(CPU_PEERS),
+               "--repeats", "2", "--settle", "0", "--threads", "2", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, out
+
+
+def test_table_has_a_row_per_library_and_case(bench_run):
+    stdout, _ = bench_run
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("op "))
+    for column in ("median", "spread", "rate", "% limit", "warpinit x"):
+        assert column in header
+    for op in ("truncated_normal", "normal", "uniform"):
+        for size in SIZES:
+            rows = {line.split()[3]: line for line in lines if line.split()[:2] == [op, f"{size:.0e}"]}
+            assert "warpinit" in rows and "limit" in rows, (op, size, rows)
+            for library in ("numpy", "tf", "torch", "jax"):
+                if _installed(library):
+                    assert rows[library].rstrip().endswith("x"), rows[library]  # a measured speed-up
+            assert "100.0%" in rows["limit"]
+    orthogonal = [line for line in lines if line.startswith("orthogonal ")]
+    assert {line.split()[3] for line in orthogonal} >= {"limit", "warpinit", "numpy"}
+    keras_rows = [line for line in lines if line.startswith("keras:")]
+    if _installed("keras"):
+        assert {line.split()[0] for line in keras_rows} == {f"keras:{name}/numpy" for name in cases.KERAS_INITIALIZERS}
+        assert {line.split()[3] for line in keras_rows} == {"keras", "warpinit"}
+    assert "cupy" not in stdout  # a GPU-only peer is left out of a CPU run
+
+
+def test_json_holds_machine_facts_and_every_case(bench_run):
+    _, out = bench_run
+    report = json.loads((out / "results.json").read_text())
+    facts = report["machine"]
+    assert facts["cpu"] and facts["cores"] >= 1 and facts["gpus"] == []
+    assert facts["date"].startswith("20") and facts["python"].count(".") == 2
+    assert {"warpinit", "numpy", "numba"} <= set(facts["versions"])
+    for library, module in (("torch", "torch"), ("jax", "jax"), ("tensorflow", "tensorflow"), ("keras", "keras")):
+        assert (library in facts["versions"]) == (importlib.util.find_spec(module) is not None)
+    assert report["device"] == "cpu" and report["threads"] == 2 and report["repeats"] == 2
+    assert report["command"][:2] == ["warpinit", "bench"]
+    rows = report["results"]
+    libraries = ("warpinit",) + CPU_PEERS
+    expected = cases.cases(("truncated_normal", "normal", "uniform", "orthogonal"), SIZES, "float32", libraries,
+                           "cpu", ((2, 16),))
+    assert len([r for r in rows if r["op"] != "keras_model"]) == len(expected)
+    for row in rows:
+        if row["skipped"]:
+            assert row["library"] not in ("warpinit", "limit"), row
+            continue
+        assert len(row["times"]) == 2 and all(t > 0 for t in row["times"])
+        assert row["median"] == pytest.approx(sorted(row["times"])[0] / 2 + sorted(row["times"])[1] / 2)
+        rate = row.get("flops_per_second") or row.get("values_per_second")
+        assert rate > 0
+    # The table file is what the command printed.
+    table = (out / "table.txt").read_text()
+    assert table.splitlines()[0].startswith("warpinit bench: ") and "op " in table
+
+
+def test_png_is_a_plot(bench_run):
+    _, out = bench_run
+    data = (out / "results.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    image = pytest.importorskip("matplotlib.image").imread(str(out / "results.png"))
+    height, width = image.shape[:2]
+    assert width > 1000 and height > 400  # five panels in two rows of three
+
+
+@pytest.mark.parametrize("flags", [
+    ["--ops", "bogus"],
+    ["--ops", ""],
+    ["--sizes", "ten"],
+    ["--sizes", "0"],
+    ["--orthogonal-shapes", "16"],
+    ["--keras-stack", "4"],
+    ["--keras-backends", "theano"],
+    ["--peers", "mxnet"],
+    ["--dtype", "int8"],
+    ["--device", "tpu"],
+    ["--repeats", "0"],
+    ["--threads", "-2"],
+    ["--settle", "-1"],
+    ["--no-such-flag"],
+])
+def test_bad_flags_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", *flags])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "usage: warpinit bench" in error and "error:" in error
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    assert "usage: warpinit" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_is_an_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(peers, "set_threads", lambda threads: None)  # keep this process's environment
+    assert cli.main(["bench", "--device", "cuda", "--out", str(tmp_path)]) == 1
+    assert "device='cuda'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_missing_peer_is_skipped_with_its_extra(monkeypatch):
+    missing = peers.Peer("ghost", "no_such_module_for_warpinit", "pip install ghost", lambda case: None)
+    monkeypatch.setitem(peers.PEERS, "ghost", missing)
+    result = runner.measure(cases.Case("normal", 100, "float32", "ghost"), repeats=1, settle=0)
+    assert result.skipped == "not installed (pip install ghost)"
+    assert "skipped: not installed (pip install ghost)" in runner.table([result])
+
+
+def test_run_without_matplotlib_still_writes_json(monkeypatch, capsys, tmp_path):
+    from warpinit.bench import plot
+
+    monkeypatch.setattr(peers, "set_threads", lambda threads: None)
+    monkeypatch.setattr(plot, "available", lambda: False)
+    code = cli.main(["bench", "--sizes", "1000", "--ops", "uniform", "--peers", "numpy", "--repeats", "1",
+                     "--settle", "0", "--out", str(tmp_path)])
+    assert code == 0
+    assert "plot skipped" in capsys.readouterr().out and plot.INSTALL.startswith("pip install")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "table.txt"]
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    class Terminal:
+        def __init__(self, tty):
+            self.tty, self.text = tty, ""
+
+        def isatty(self):
+            return self.tty
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    case = cases.Case("normal", 10, "float32", "warpinit")
+    terminal, pipe = Terminal(True), Terminal(False)
+    for number in (1, 2):
+        runner.progress_bar(number, 2, case, terminal)
+        runner.progress_bar(number, 2, case, pipe)
+    assert "1/2" in terminal.text and "2/2" in terminal.text and terminal.text.endswith("\n")
+    assert pipe.text == ""
+
+
+def test_machine_description_names_cpu_and_gpu():
+    facts = machine.facts()
+    line = machine.describe(facts)
+    assert facts["cpu"] in line and f"{facts['cores']} cores" in line and "no GPU" in line
+    assert machine.describe(dict(facts, gpus=["NVIDIA H200"])).endswith("NVIDIA H200")
