@@ -46,20 +46,7 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     is built from column j of that matrix from the diagonal down (see ``warpinit.kernels.orthogonal``).
     """
     function = "orthogonal"
-    shape = _args.shape(function, shape)
-    if len(shape) < 2:
-        raise ValueError(
-            f"{function}: the tensor to initialize must be at least two-dimensional. Received: "
-            f"shape={shape} of rank {len(shape)}."
-        )
-    members = _batch(function, batch)
-    default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
-    dtype = _args.dtype(function, dtype, default)
-    gain = _args.real(function, "gain", gain)
-    if not math.isfinite(gain):
-        raise ValueError(f"{function}: gain must be finite, got {gain!r}")
-    seed = _args.seed(function, seed, None)
-    stream = _args.stream(function, stream, count=members or 1)
+    shape, gain, dtype, seed, stream, members = validate(function, shape, gain, dtype, seed, stream, batch, out)
     device = _devices.resolve(function, _args.device(function, device))
 
     from warpinit.kernels.philox import key_table
@@ -74,6 +61,27 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     generate(shape, gain, dtype, key_table(seed, np.arange(stream, stream + count, dtype=np.uint64)), device,
              result.reshape(count, *shape))
     return out if out is not None else result
+
+
+def validate(function: str, shape, gain, dtype, seed, stream, batch, out=None):
+    """``orthogonal``'s argument checks, in its order, allocating nothing: returns (shape, gain, dtype,
+    seed, stream, members) with members None when ``batch`` is None. ``function`` names the caller in
+    the errors."""
+    shape = _args.shape(function, shape)
+    if len(shape) < 2:
+        raise ValueError(
+            f"{function}: the tensor to initialize must be at least two-dimensional. Received: "
+            f"shape={shape} of rank {len(shape)}."
+        )
+    members = _batch(function, batch)
+    default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
+    dtype = _args.dtype(function, dtype, default)
+    gain = _args.real(function, "gain", gain)
+    if not math.isfinite(gain):
+        raise ValueError(f"{function}: gain must be finite, got {gain!r}")
+    seed = _args.seed(function, seed, None)
+    stream = _args.stream(function, stream, count=members or 1)
+    return shape, gain, dtype, seed, stream, members
 
 
 def workspace_bytes(shape, dtype, count) -> int:
