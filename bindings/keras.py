@@ -196,8 +196,12 @@ class _WarpinitCall:
                 "The tensor to initialize must be at least two-dimensional. Received: "
                 f"shape={shape} of rank {len(shape)}."
             )
-        values = _generate(kind, parameters, shape, dtype, key_table(_seed64(self.seed), 0), _device())
-        return _to_backend(values[0], dtype)
+        keys, device = key_table(_seed64(self.seed), 0), _device()
+        if _direct_backend(device, dtype):  # straight into the memory of the backend's tensor
+            tensor, view = _destination(shape, dtype)
+            _generate(kind, parameters, shape, dtype, keys, device, view[None])
+            return tensor
+        return _to_backend(_generate(kind, parameters, shape, dtype, keys, device)[0], dtype)
 
 
 def _register(cls):
@@ -490,7 +494,7 @@ def initialize(model, seed=None, progress=None):
         numpy_dtype = _wi_dtype(dtype)
         member_bytes = math.prod(shape) * numpy_dtype.itemsize
         seeds = [derive_seed(seed, path_tag(path)) for path, _ in members]
-        if kind != "orthogonal" and member_bytes >= DIRECT_BYTES and _direct_backend(device):
+        if kind != "orthogonal" and member_bytes >= DIRECT_BYTES and _direct_backend(device, dtype):
             for (_, variable), member_seed in zip(members, seeds):
                 tensor, view = _destination(shape, dtype)
                 _generate(kind, parameters, shape, dtype, key_table(member_seed, 0), device, view[None])
@@ -524,17 +528,47 @@ def initialize(model, seed=None, progress=None):
     return seed
 
 
-def _direct_backend(device: str) -> bool:
-    """Whether the backend's tensors can be filled in place from NumPy (numpy, torch on the CPU)."""
-    return device == "cpu" and keras.backend.backend() in ("numpy", "torch")
+def _direct_backend(device: str, dtype: str) -> bool:
+    """Whether values can be generated straight into the memory of a new backend tensor: numpy and
+    torch on the CPU, and TensorFlow on the CPU through DLPack (not bfloat16, which NumPy's DLPack
+    export does not know)."""
+    backend = keras.backend.backend()
+    if device != "cpu":
+        return False
+    return backend in ("numpy", "torch") or (backend == "tensorflow" and dtype != "bfloat16")
+
+
+# TensorFlow imports a NumPy buffer through DLPack without a copy only when it is aligned to this.
+_TF_ALIGNMENT = 64
+
+
+def _aligned_empty(shape, numpy_dtype: np.dtype, alignment: int = _TF_ALIGNMENT) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on an ``alignment``-byte boundary."""
+    nbytes = math.prod(shape) * numpy_dtype.itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % alignment
+    return raw[offset : offset + nbytes].view(numpy_dtype).reshape(shape)
+
+
+def _tf_sharing(array: np.ndarray):
+    """A TensorFlow tensor sharing ``array``'s memory (64-byte aligned, C-contiguous); a Variable
+    made from it adopts that memory too, so the values are never copied."""
+    import tensorflow as tf
+
+    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
 def _destination(shape, dtype: str):
-    """A new backend tensor of ``shape`` and ``dtype`` and a NumPy view of its memory (numpy, torch)."""
+    """A new backend tensor of ``shape`` and ``dtype`` and a NumPy view of its memory (numpy, torch,
+    TensorFlow on the CPU)."""
     numpy_dtype = _wi_dtype(dtype)
-    if keras.backend.backend() == "numpy":
+    backend = keras.backend.backend()
+    if backend == "numpy":
         array = np.empty(shape, dtype=numpy_dtype)
         return array, array
+    if backend == "tensorflow":
+        array = _aligned_empty(shape, numpy_dtype)
+        return _tf_sharing(array), array
     import torch
 
     if dtype == "bfloat16":

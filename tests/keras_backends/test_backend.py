@@ -102,3 +102,44 @@ def test_mixed_precision_policy():
         assert model.predict(np.ones((2, 32), "float32"), verbose=0).shape == (2, 4)
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_large_variables_generated_in_place_stay_valid():
+    # Kernels of 1.6 MB take initialize()'s direct path: generated into the memory of a new backend
+    # tensor (TensorFlow adopts an aligned NumPy buffer through DLPack). The values must outlive the
+    # buffers' Python owners, equal the grouped path's, and take in-place updates.
+    import gc
+
+    assert 640 * 640 * 4 >= wk.DIRECT_BYTES
+
+    def stack():
+        layers = [keras.Input((640,))]
+        layers += [keras.layers.Dense(640, kernel_initializer=wk.GlorotUniform(seed=k)) for k in range(3)]
+        return keras.Sequential(layers)
+
+    with wk.deferred():
+        model = stack()
+    wk.initialize(model, seed=21)
+    before = _weights(model)
+    gc.collect()
+    clobber = [np.full(640 * 640, 7.0, "float32") for _ in range(8)]  # reuse of freed memory shows here
+    for a, b in zip(before, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+    del clobber
+    grouped = stack()
+    saved, wk.DIRECT_BYTES = wk.DIRECT_BYTES, 1 << 40
+    try:
+        wk.initialize(grouped, seed=21)
+    finally:
+        wk.DIRECT_BYTES = saved
+    for a, b in zip(before, _weights(grouped)):
+        np.testing.assert_array_equal(a, b)
+    kernel = model.layers[0].kernel
+    kernel.assign(kernel * 2.0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), before[0] * 2.0)
+    np.testing.assert_array_equal(_weights(model)[2], before[2])  # its neighbours are untouched
+    import warpinit as wi
+
+    limit = float(np.sqrt(6.0 / (640 + 640)))
+    expected = wi.uniform((640, 640), minval=-limit, maxval=limit, seed=3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(wk.GlorotUniform(seed=3)((640, 640))), expected)
