@@ -4,7 +4,8 @@ A distribution is a ``(kind, parameters)`` pair:
 
 - ``("uniform", (minval, maxval))``
 - ``("normal", (mean, stddev))``
-- ``("truncated_normal", (mean, stddev))``: bounds at +-2 standard deviations (Keras, TensorFlow, JAX)
+- ``("truncated_normal", (mean, stddev))``: bounds at +-2 standard deviations (Keras, TensorFlow, JAX),
+  or ``("truncated_normal", (mean, stddev, lower, upper))`` with bounds in standard deviations
 - ``("orthogonal", (gain,))``
 - ``("constant", (value,))``: a zero standard deviation
 
@@ -60,7 +61,8 @@ def plan_of(kind: str, parameters, dtype: np.dtype):
     if kind == "normal":
         return plan.normal(*parameters, dtype)
     if kind == "truncated_normal":
-        return plan.truncated_normal(*parameters, -2.0, 2.0, dtype)
+        bounds = tuple(parameters[2:]) or (-2.0, 2.0)
+        return plan.truncated_normal(parameters[0], parameters[1], *bounds, dtype)
     raise ValueError(f"plan_of: no sampling plan for the distribution kind {kind!r}")
 
 

@@ -27,7 +27,6 @@ from the model seed and its structural path in the model (see ``initialize``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 
 import numpy as np
@@ -37,7 +36,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without Keras
     raise ImportError("warpinit.keras needs Keras 3: pip install 'warpinit[keras]'") from error
 
-from . import _devices, _distributions, _progress
+from . import _devices, _distributions, _progress, _seeds
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
@@ -433,9 +432,7 @@ def _initializer_of(variable, layer):
     return None
 
 
-def path_tag(path: str) -> int:
-    """The 64-bit tag of a structural path (BLAKE2b): the variable's identity under the model seed."""
-    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
+path_tag = _seeds.path_tag  # the 64-bit tag of a structural path (BLAKE2b)
 
 
 def initialize(model, seed=None, progress=None):

@@ -1,0 +1,16 @@
+"""Per-tensor identities under a model seed, shared by the framework faces' ``initialize``.
+
+A variable or parameter is drawn from ``derive_seed(model seed, path_tag(path))``: ``path`` names it
+inside the model (Keras: a structural path of sublayer indices; PyTorch: the qualified parameter
+name), ``path_tag`` hashes it to 64 bits with BLAKE2b (a 32-bit hash would collide in large models),
+and ``warpinit.kernels.philox.derive_seed`` mixes the two through Philox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def path_tag(path: str) -> int:
+    """The 64-bit tag of a path: the first 8 bytes of its BLAKE2b digest, little-endian."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
