@@ -28,6 +28,13 @@ QUICK_ORTHOGONAL_SHAPES = ((1, 1024), (16, 512), (256, 128))
 KERAS_LAYERS, KERAS_UNITS = 16, 2048
 QUICK_KERAS_LAYERS, QUICK_KERAS_UNITS = 4, 512
 KERAS_INITIALIZERS = ("orthogonal", "glorot_uniform", "truncated_normal")
+# The framework-face ops: warpinit.torch against torch.nn.init, warpinit.jax against
+# jax.nn.initializers, on one units x units matrix, or (torch "initialize") on a stack of Linear layers
+# of the same size as the Keras op. "jit:" runs warpinit's initializer inside jax.jit (a host callback).
+ADAPTER_VARIANTS = {
+    "torch_init": ("trunc_normal_", "kaiming_uniform_", "orthogonal_", "initialize"),
+    "jax_init": ("truncated_normal", "glorot_uniform", "orthogonal", "jit:glorot_uniform"),
+}
 GEMM_LIMIT_SIZE = 2048
 # Peers that only run on a GPU: left out of CPU runs.
 GPU_ONLY = ("cupy",)
@@ -41,12 +48,12 @@ class Case:
     library: str
     device: str = "cpu"
     batch: int = 1
-    variant: str = ""  # keras_model: "initializer/backend"
+    variant: str = ""  # keras_model: "initializer/backend"; torch_init, jax_init: the function
 
     @property
     def name(self) -> str:
-        if self.op == "keras_model":
-            return f"keras_model-{self.batch}x{self.size}-{self.variant}-{self.library}"
+        if self.op in ("keras_model",) + tuple(ADAPTER_VARIANTS):
+            return f"{self.op}-{self.batch}x{self.size}-{self.variant}-{self.library}"
         if self.op == "orthogonal":
             return f"orthogonal-{self.batch}x{self.size}^2-{self.dtype}-{self.library}-{self.device}"
         return f"{self.op}-{self.size:.0e}-{self.dtype}-{self.library}-{self.device}"
@@ -54,7 +61,7 @@ class Case:
     @property
     def work(self) -> float:
         """Values produced (sampling, keras_model) or flops done (orthogonal; for its limit, the GEMM's)."""
-        if self.op == "keras_model":
+        if self.op in ("keras_model",) + tuple(ADAPTER_VARIANTS):
             return float(self.batch * self.size * self.size)
         if self.op != "orthogonal":
             return float(self.size)
@@ -67,14 +74,16 @@ class Case:
         if self.library == LIMIT:
             if self.op == "orthogonal":
                 return gemm_limit(self.dtype, self.device)
-            return fill_limit(self.size, self.dtype, self.device)
+            return fill_limit(int(self.work), self.dtype, self.device)
         return PEERS[self.library].build(self)
 
 
 def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu",
           orthogonal_shapes=ORTHOGONAL_SHAPES, keras_backends=(), keras_stack=(KERAS_LAYERS, KERAS_UNITS)) -> list[Case]:
     """Every (op, size, library) case, with the limit case of each (op, size) first. The keras_model
-    op has two libraries, Keras's own initializers and warpinit's, per initializer and backend."""
+    op has two libraries, Keras's own initializers and warpinit's, per initializer and backend; the
+    torch_init and jax_init ops compare warpinit's face with the framework's own, per function, on
+    ``keras_stack``'s units (and its layers for a whole module)."""
     result = []
     for op in ops:
         if op == "keras_model":
@@ -83,6 +92,15 @@ def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS),
                 for initializer in KERAS_INITIALIZERS:
                     result.extend(Case(op, units, dtype, library, device, layers, f"{initializer}/{backend}")
                                   for library in ("keras", "warpinit"))
+            continue
+        if op in ADAPTER_VARIANTS:
+            layers, units = keras_stack
+            framework = "torch" if op == "torch_init" else "jax"
+            for variant in ADAPTER_VARIANTS[op]:
+                batch = layers if variant == "initialize" else 1
+                result.append(Case(op, units, dtype, LIMIT, device, batch, variant))
+                result.extend(Case(op, units, dtype, library, device, batch, variant)
+                              for library in ("warpinit", framework) if library in libraries)
             continue
         shapes = orthogonal_shapes if op == "orthogonal" else [(1, size) for size in sizes]
         for batch, size in shapes:

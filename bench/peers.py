@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 SAMPLING = ("truncated_normal", "normal", "uniform")
-OPS = SAMPLING + ("orthogonal", "keras_model")
+OPS = SAMPLING + ("orthogonal", "keras_model", "torch_init", "jax_init")
+ARRAY_OPS = SAMPLING + ("orthogonal",)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ def _synchronised(function, device):
 
 
 def _warpinit(case):
+    if case.op == "torch_init":
+        return _torch_init(case, warpinit=True)
+    if case.op == "jax_init":
+        return _jax_init(case, warpinit=True)
     import warpinit as wi
 
     size, dtype, device = case.size, case.dtype, case.device
@@ -87,14 +92,14 @@ def _warpinit(case):
 
 
 def _numpy(case):
-    if case.device != "cpu" or case.dtype not in ("float32", "float64"):
+    if case.op not in ARRAY_OPS or case.device != "cpu" or case.dtype not in ("float32", "float64"):
         return None
     return _array_module(np, np.random.default_rng(1), case)
 
 
 def _cupy(case):
     """CuPy's own generator on the GPU (the same redraw loop and QR as the NumPy peer)."""
-    if case.device != "cuda" or case.dtype not in ("float32", "float64"):
+    if case.op not in ARRAY_OPS or case.device != "cuda" or case.dtype not in ("float32", "float64"):
         return None
     import cupy
 
@@ -173,6 +178,10 @@ def _keras(case):
 
 
 def _torch(case):
+    if case.op == "torch_init":
+        return _torch_init(case, warpinit=False)
+    if case.op not in ARRAY_OPS:
+        return None
     import torch
 
     dtype = getattr(torch, case.dtype)
@@ -222,6 +231,10 @@ def _torch_synchronised(function, device):
 
 
 def _jax(case):
+    if case.op == "jax_init":
+        return _jax_init(case, warpinit=False)
+    if case.op not in ARRAY_OPS:
+        return None
     import jax
     import jax.numpy as jnp
 
@@ -244,6 +257,53 @@ def _jax(case):
         "normal": lambda k: jax.random.normal(k, shape, kind),
         "uniform": lambda k: jax.random.uniform(k, shape, kind),
     }[case.op])
+    return lambda: function(key).block_until_ready()
+
+
+def _torch_init(case, warpinit: bool):
+    """warpinit.torch or torch.nn.init filling one units x units weight in place, or (variant
+    "initialize") re-initializing a Sequential of ``batch`` Linear(units, units) layers: warpinit's
+    batched initialize() against each layer's reset_parameters()."""
+    import torch
+
+    dtype = getattr(torch, case.dtype)
+    n = case.size
+    if case.variant == "initialize":
+        model = torch.nn.Sequential(*[torch.nn.Linear(n, n, dtype=dtype, device=case.device) for _ in range(case.batch)])
+        if warpinit:
+            import warpinit.torch as wt
+
+            return _torch_synchronised(lambda: wt.initialize(model, seed=1), case.device)
+        return _torch_synchronised(lambda: [layer.reset_parameters() for layer in model], case.device)
+    if warpinit:
+        import warpinit.torch as module
+
+        arguments = {"seed": 1}
+    else:
+        module, arguments = torch.nn.init, {}
+    if case.variant == "trunc_normal_":
+        arguments.update(std=0.02, a=-0.04, b=0.04)
+    function = getattr(module, case.variant)
+    weight = torch.empty(n, n, dtype=dtype, device=case.device)
+    return _torch_synchronised(lambda: function(weight, **arguments), case.device)
+
+
+def _jax_init(case, warpinit: bool):
+    """An initializer of warpinit.jax or jax.nn.initializers on a units x units matrix. JAX's run
+    inside jax.jit, as Flax runs them; warpinit's eagerly, or inside jax.jit for "jit:" variants."""
+    import jax
+    import jax.numpy as jnp
+
+    if case.dtype == "float64" and not jax.config.jax_enable_x64:
+        return None
+    if warpinit:
+        import warpinit.jax as module
+    else:
+        module = jax.nn.initializers
+    jitted = case.variant.startswith("jit:") or not warpinit
+    init = getattr(module, case.variant.removeprefix("jit:"))()
+    shape, dtype, key = (case.size, case.size), getattr(jnp, case.dtype), jax.random.key(1)
+    function = jax.jit(lambda k: init(k, shape, dtype)) if jitted else (lambda k: init(k, shape, dtype))
     return lambda: function(key).block_until_ready()
 
 

@@ -3,7 +3,8 @@
 One panel per op: for the samplers, values/s against the number of values (log-log), one line per
 library and the memory-write limit measured in the same run as a dashed line; for orthogonal,
 GFLOP/s per stack shape with the GEMM limit; for keras_model, the time to build and initialize the
-model per initializer and backend, Keras's own against warpinit's. Needs matplotlib (the bench
+model per initializer and backend, Keras's own against warpinit's; for torch_init and jax_init, the
+time of each function, the framework's own against warpinit's face. Needs matplotlib (the bench
 extra); it is imported only here, with the non-interactive Agg backend.
 """
 
@@ -49,8 +50,8 @@ def write(rows: list[dict], path: Path, title: str) -> Path:
         axis.set_visible(False)
     for axis, op in zip(axes.flat, ops):
         selected = [row for row in rows if row["op"] == op]
-        if op == "keras_model":
-            _keras_panel(axis, selected)
+        if op in _VARIANT_TITLES:
+            _variants_panel(axis, [row for row in selected if row["library"] != LIMIT], _VARIANT_TITLES[op])
         elif op == "orthogonal":
             _orthogonal_panel(axis, selected)
         else:
@@ -96,7 +97,14 @@ def _orthogonal_panel(axis, rows: list[dict]) -> None:
     axis.legend(fontsize=7)
 
 
-def _keras_panel(axis, rows: list[dict]) -> None:
+_VARIANT_TITLES = {
+    "keras_model": "Keras: {batch} x Dense({units}), build + initialize",
+    "torch_init": "torch.nn.init vs warpinit.torch, {units}² ({batch} Linear for initialize)",
+    "jax_init": "jax.nn.initializers vs warpinit.jax, {units}²",
+}
+
+
+def _variants_panel(axis, rows: list[dict], title: str) -> None:
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     libraries = _libraries(rows)
     width = 0.8 / max(len(libraries), 1)
@@ -106,7 +114,7 @@ def _keras_panel(axis, rows: list[dict]) -> None:
                  [medians.get(variant, float("nan")) for variant in variants], width, label=library)
     axis.set_xticks([i + width * (len(libraries) - 1) / 2 for i in range(len(variants))], variants,
                     rotation=45, ha="right", fontsize=7)
-    batch, units = rows[0]["batch"], rows[0]["size"]
-    axis.set(yscale="log", ylabel="seconds (build + initialize)", title=f"Keras: {batch} x Dense({units})")
+    batch = max(row["batch"] for row in rows)
+    axis.set(yscale="log", ylabel="seconds", title=title.format(batch=batch, units=rows[0]["size"]))
     axis.grid(True, axis="y", which="both", alpha=0.3)
     axis.legend(fontsize=7)

@@ -121,6 +121,8 @@ def table(results: list[Result]) -> str:
         scale, label = (1e9, f"{batch}x{size}^2") if op == "orthogonal" else (1e6, f"{size:.0e}")
         if op == "keras_model":
             op, label = f"keras:{variant}", f"{batch}x{size}"
+        elif variant:
+            op, label = f"{op}:{variant}", f"{batch}x{size}^2"
         for r in group:
             if r.skipped == UNSUPPORTED:  # a peer without this op: kept in the JSON, not in the table
                 continue

@@ -56,7 +56,7 @@ def _stack(text: str) -> tuple[int, int]:
     except ValueError:
         layers = units = 0
     if layers <= 0 or units <= 0:
-        raise argparse.ArgumentTypeError(f"the Keras stack is LAYERSxUNITS such as 16x2048, got {text!r}")
+        raise argparse.ArgumentTypeError(f"the stack is LAYERSxUNITS such as 16x2048, got {text!r}")
     return layers, units
 
 
@@ -94,8 +94,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--keras-backends", type=_choices(("numpy", "torch", "jax", "tensorflow")),
                        default=("numpy", "torch", "jax", "tensorflow"),
                        help="Keras backends of the keras_model op, one subprocess each (default: all four)")
-    bench.add_argument("--keras-stack", type=_stack, default=None,
-                       help="LAYERSxUNITS of the keras_model op's Dense stack (default: 16x2048, quick: 4x512)")
+    bench.add_argument("--stack", type=_stack, default=None,
+                       help="LAYERSxUNITS of the model ops: keras_model's Dense stack, torch_init's Linear stack "
+                       "and the UNITSxUNITS matrix of torch_init and jax_init (default: 16x2048, quick: 4x512)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
     bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
                        default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
@@ -139,7 +140,7 @@ def _bench(args) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     libraries = ("warpinit",) + tuple(args.peers)
     shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
-    stack = args.keras_stack or ((cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick
+    stack = args.stack or ((cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick
                                  else (cases.KERAS_LAYERS, cases.KERAS_UNITS))
     case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes, args.keras_backends, stack)
     facts = machine.facts()

@@ -27,8 +27,8 @@ def _installed(library: str) -> bool:
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "warpinit", "bench", "--sizes", ",".join(map(str, SIZES)),
-               "--ops", "truncated_normal,normal,uniform,orthogonal,keras_model", "--orthogonal-shapes", "2x16",
-               "--keras-stack", "2x32", "--keras-backends", "numpy", "--peers", ",".join(CPU_PEERS),
+               "--ops", "truncated_normal,normal,uniform,orthogonal,keras_model,torch_init,jax_init", "--orthogonal-shapes", "2x16",
+               "--stack", "2x32", "--keras-backends", "numpy", "--peers", ",".join(CPU_PEERS),
                "--repeats", "2", "--settle", "0", "--threads", "2", "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,6 +55,11 @@ def test_table_has_a_row_per_library_and_case(bench_run):
     if _installed("keras"):
         assert {line.split()[0] for line in keras_rows} == {f"keras:{name}/numpy" for name in cases.KERAS_INITIALIZERS}
         assert {line.split()[3] for line in keras_rows} == {"keras", "warpinit"}
+    for op, framework in (("torch_init", "torch"), ("jax_init", "jax")):
+        if _installed(framework):
+            for variant in cases.ADAPTER_VARIANTS[op]:
+                rows = [line for line in lines if line.startswith(f"{op}:{variant} ")]
+                assert {line.split()[3] for line in rows} == {"limit", "warpinit", framework}, rows
     assert "cupy" not in stdout  # a GPU-only peer is left out of a CPU run
 
 
@@ -73,7 +78,7 @@ def test_json_holds_machine_facts_and_every_case(bench_run):
     libraries = ("warpinit",) + CPU_PEERS
     expected = cases.cases(("truncated_normal", "normal", "uniform", "orthogonal"), SIZES, "float32", libraries,
                            "cpu", ((2, 16),))
-    assert len([r for r in rows if r["op"] != "keras_model"]) == len(expected)
+    assert len([r for r in rows if r["op"] in peers.ARRAY_OPS]) == len(expected)
     for row in rows:
         if row["skipped"]:
             assert row["library"] not in ("warpinit", "limit"), row
@@ -93,7 +98,7 @@ def test_png_is_a_plot(bench_run):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     image = pytest.importorskip("matplotlib.image").imread(str(out / "results.png"))
     height, width = image.shape[:2]
-    assert width > 1000 and height > 400  # five panels in two rows of three
+    assert width > 1500 and height > 800  # seven panels in three rows of three
 
 
 @pytest.mark.parametrize("flags", [
@@ -102,7 +107,7 @@ def test_png_is_a_plot(bench_run):
     ["--sizes", "ten"],
     ["--sizes", "0"],
     ["--orthogonal-shapes", "16"],
-    ["--keras-stack", "4"],
+    ["--stack", "4"],
     ["--keras-backends", "theano"],
     ["--peers", "mxnet"],
     ["--dtype", "int8"],
