@@ -8,12 +8,14 @@
 # out of time leaves what it wrote):
 #   1. install warpinit without dependencies (no build isolation; a plain copy if pip cannot);
 #   2. the CUDA kernel tests on the real GPU (no simulator);
-#   3. the GPU sampling benchmark: warpinit against torch and JAX at 10^8 and 10^9 float32 elements,
+#   3. the GPU sampling benchmark: warpinit against torch, JAX and CuPy at 10^8 and 10^9 float32 elements,
 #      with a device fill as the bandwidth limit (warpinit bench --device cuda);
 #   4. the GPU orthogonal benchmark: a stack of 64 x 4096^2 and one of 1024 x 128^2 float32 against
 #      torch's orthogonal_ looped and torch.linalg.qr batched, with a GEMM as the flop-rate limit;
-#   5. the rest of the test suite on this machine (the wheel test skips here).
-# Aim: about 4 minutes in total.
+#   5. warpinit.torch and warpinit.jax against torch.nn.init and jax.nn.initializers on the GPU;
+#   6. the PyTorch and JAX faces' tests, whose CUDA tests run only here (DLPack views of CUDA tensors);
+#   7. the rest of the test suite on this machine (the wheel test skips here).
+# Aim: about 5 minutes in total.
 set -u
 OUT=${1:-gpu-check-results}
 mkdir -p "$OUT"
@@ -60,8 +62,11 @@ if ! $PY -c "import warpinit" 2>/dev/null; then
 fi
 
 step cuda_tests 150 env WARPINIT_CUDA_TESTS=1 $PY -m pytest -q -p no:cacheprovider tests/cuda_kernels
-step gpu_bench 150 $PY -m warpinit bench --device cuda --sizes 1e8,1e9 --peers torch,jax --repeats 5 --out "$OUT/bench"
+step gpu_bench 150 $PY -m warpinit bench --device cuda --sizes 1e8,1e9 --peers torch,jax,cupy --repeats 5 --out "$OUT/bench"
 step gpu_orthogonal 200 $PY -m warpinit bench --device cuda --ops orthogonal --orthogonal-shapes 64x4096,1024x128 \
   --peers torch,torch-qr --repeats 3 --out "$OUT/orthogonal"
+step gpu_faces_bench 120 $PY -m warpinit bench --device cuda --ops torch_init,jax_init --peers torch,jax --repeats 3 \
+  --out "$OUT/faces"
+step faces 120 $PY -m pytest -q -p no:cacheprovider tests/test_torch.py tests/test_jax.py -rs
 step cpu_tests 300 $PY -m pytest -q -p no:cacheprovider tests -x --deselect tests/test_cuda_simulator.py
 echo "== done" | tee -a "$OUT/summary.txt"
