@@ -528,51 +528,50 @@ def initialize(model, seed=None, progress=None):
 def _direct_backend(device: str, dtype: str) -> bool:
     """Whether values can be generated straight into the memory of a new backend tensor: numpy and
     torch on the CPU, and TensorFlow on the CPU through DLPack (not bfloat16, which NumPy's DLPack
-    export does not know)."""
+    import does not know)."""
     backend = keras.backend.backend()
     if device != "cpu":
         return False
     return backend in ("numpy", "torch") or (backend == "tensorflow" and dtype != "bfloat16")
 
 
-# TensorFlow imports a NumPy buffer through DLPack without a copy only when it is aligned to this.
-_TF_ALIGNMENT = 64
+def _writable_view(tensor, shape, numpy_dtype: np.dtype) -> np.ndarray:
+    """A writable NumPy array over the memory of a CPU TensorFlow tensor. NumPy imports TensorFlow's
+    DLPack export read-only, so only the address is taken from it; the caller keeps ``tensor`` alive
+    while it writes."""
+    import ctypes
 
-
-def _aligned_empty(shape, numpy_dtype: np.dtype, alignment: int = _TF_ALIGNMENT) -> np.ndarray:
-    """An uninitialized C-contiguous array whose data starts on an ``alignment``-byte boundary."""
+    address = np.from_dlpack(tensor).ctypes.data
     nbytes = math.prod(shape) * numpy_dtype.itemsize
-    raw = np.empty(nbytes + alignment, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % alignment
-    return raw[offset : offset + nbytes].view(numpy_dtype).reshape(shape)
-
-
-def _tf_sharing(array: np.ndarray):
-    """A TensorFlow tensor sharing ``array``'s memory (64-byte aligned, C-contiguous); a Variable
-    made from it adopts that memory too, so the values are never copied."""
-    import tensorflow as tf
-
-    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return np.frombuffer((ctypes.c_char * nbytes).from_address(address), dtype=numpy_dtype).reshape(shape)
 
 
 def _destination(shape, dtype: str):
     """A new backend tensor of ``shape`` and ``dtype`` and a NumPy view of its memory (numpy, torch,
-    TensorFlow on the CPU)."""
+    TensorFlow on the CPU). The memory comes from the backend's own allocator, which reuses what freed
+    tensors left (fresh pages from the OS cost as much as drawing the values)."""
     numpy_dtype = _wi_dtype(dtype)
     backend = keras.backend.backend()
     if backend == "numpy":
         array = np.empty(shape, dtype=numpy_dtype)
         return array, array
     if backend == "tensorflow":
-        array = _aligned_empty(shape, numpy_dtype)
-        return _tf_sharing(array), array
+        import tensorflow as tf
+
+        if math.prod(shape) == 0:
+            return tf.zeros(shape, dtype=dtype), np.empty(shape, dtype=numpy_dtype)
+        # An uninitialized tensor; a Variable made from it keeps its memory (no copy).
+        tensor = tf.raw_ops.Empty(shape=shape, dtype=getattr(tf, dtype), init=False)
+        return tensor, _writable_view(tensor, shape, numpy_dtype)
     import torch
 
     if dtype == "bfloat16":
         tensor = torch.empty(shape, dtype=torch.bfloat16)
-        return tensor, tensor.view(torch.int16).numpy().view(numpy_dtype)
-    tensor = torch.empty(shape, dtype=getattr(torch, dtype))
-    return tensor, tensor.numpy()
+        view = tensor.view(torch.int16).numpy().view(numpy_dtype)
+    else:
+        tensor = torch.empty(shape, dtype=getattr(torch, dtype))
+        view = tensor.numpy()
+    return tensor, view
 
 
 def _owned(value, dtype: str):

@@ -143,3 +143,10 @@ def test_large_variables_generated_in_place_stay_valid():
     limit = float(np.sqrt(6.0 / (640 + 640)))
     expected = wi.uniform((640, 640), minval=-limit, maxval=limit, seed=3)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(wk.GlorotUniform(seed=3)((640, 640))), expected)
+
+
+def test_empty_shapes():
+    for initializer in (wk.RandomNormal(seed=1), wk.GlorotUniform(seed=2), wk.Orthogonal(seed=3)):
+        tensor = initializer((0, 3))
+        assert tuple(tensor.shape) == (0, 3)
+        assert keras.ops.convert_to_numpy(tensor).size == 0
