@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--settle", type=_seconds, default=SETTLE_SECONDS,
                        help=f"pause in seconds before timing each case (default: {SETTLE_SECONDS})")
     bench.add_argument("--out", type=Path, default=Path("bench-results"),
-                       help="folder for results.json, results.png and table.txt (default: ./bench-results)")
+                       help="folder for results.json, results.png, table.txt and table.md (default: ./bench-results)")
     top.subcommands = {"bench": bench}
     return top
 
@@ -130,6 +130,7 @@ def _bench(args) -> int:
 
     from warpinit import _devices
     from warpinit.bench import cases, machine, plot, runner
+    from warpinit.bench import report as report_module
 
     try:
         device = _devices.resolve("warpinit bench", args.device)
@@ -158,7 +159,8 @@ def _bench(args) -> int:
               "results": rows}
     (args.out / "results.json").write_text(json.dumps(report, indent=1))
     (args.out / "table.txt").write_text(header + "\n" + table + "\n")
-    written = ["results.json", "table.txt"]
+    (args.out / "table.md").write_text(report_module.markdown(report))
+    written = ["results.json", "table.txt", "table.md"]
     if not plot.available():
         print(f"plot skipped: matplotlib is not installed ({plot.INSTALL})")
     elif any(not row["skipped"] for row in rows):

@@ -87,9 +87,13 @@ def test_json_holds_machine_facts_and_every_case(bench_run):
         assert row["median"] == pytest.approx(sorted(row["times"])[0] / 2 + sorted(row["times"])[1] / 2)
         rate = row.get("flops_per_second") or row.get("values_per_second")
         assert rate > 0
-    # The table file is what the command printed.
+    # The table files: what the command printed, and the Markdown that RESULTS.md quotes.
     table = (out / "table.txt").read_text()
     assert table.splitlines()[0].startswith("warpinit bench: ") and "op " in table
+    markdown = (out / "table.md").read_text()
+    for op in ("truncated_normal", "normal", "uniform", "orthogonal"):
+        assert f"### {op}\n" in markdown
+    assert markdown.count("| **warpinit** |") == len([r for r in rows if r["library"] == "warpinit" and not r["skipped"]])
 
 
 def test_png_is_a_plot(bench_run):
@@ -156,7 +160,7 @@ def test_run_without_matplotlib_still_writes_json(monkeypatch, capsys, tmp_path)
                      "--settle", "0", "--out", str(tmp_path)])
     assert code == 0
     assert "plot skipped" in capsys.readouterr().out and plot.INSTALL.startswith("pip install")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "table.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "table.md", "table.txt"]
 
 
 def test_progress_bar_draws_on_a_terminal_only():

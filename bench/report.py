@@ -1,0 +1,70 @@
+"""A run's results as Markdown, the form bench/RESULTS.md and the README quote.
+
+    python -m warpinit.bench.report bench-results/results.json > table.md
+
+One table per op: a row per (size or variant, library) with the median time, the rate (Mvalues/s;
+GFLOP/s for orthogonal), the percentage of the limit measured in the same run and warpinit's speed-up
+over the peer (the peer's median over warpinit's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cases import LIMIT
+
+
+def _label(row: dict) -> str:
+    if row["op"] == "keras_model":
+        return f"{row['variant']} ({row['batch']} × Dense({row['size']}))"
+    if row.get("variant"):
+        return f"{row['variant']} ({row['batch']} × {row['size']}²)" if row["batch"] > 1 else f"{row['variant']} ({row['size']}²)"
+    if row["op"] == "orthogonal":
+        return f"{row['batch']} × {row['size']}²"
+    return f"{row['size']:.0e}"
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
+
+
+def markdown(report: dict) -> str:
+    """Markdown for a results.json report: a header line naming the machine, then a table per op."""
+    from .machine import describe
+
+    rows = report["results"]
+    lines = [f"{report['machine']['date'][:10]}, {describe(report['machine'])}; device {report['device']}, "
+             f"{report['dtype']}, {report['threads']} threads, median of {report['repeats']}."]
+    for op in dict.fromkeys(row["op"] for row in rows):
+        unit = "GFLOP/s" if op == "orthogonal" else "Mvalues/s"
+        scale = 1e9 if op == "orthogonal" else 1e6
+        lines += ["", f"### {op}", "", f"| case | library | median | {unit} | % limit | warpinit × |", "|---|---|---|---|---|---|"]
+        groups: dict[str, list[dict]] = {}
+        for row in (r for r in rows if r["op"] == op):
+            groups.setdefault(_label(row), []).append(row)
+        for label, group in groups.items():
+            measured = [r for r in group if not r["skipped"]]
+            limit = next((r for r in measured if r["library"] == LIMIT), None)
+            ours = next((r for r in measured if r["library"] == "warpinit"), None)
+            for row in measured:
+                rate = row.get("flops_per_second") or row.get("values_per_second")
+                percent = f"{100 * rate / (limit.get('flops_per_second') or limit['values_per_second']):.1f} %" if limit else ""
+                speedup = f"{row['median'] / ours['median']:.2f}" if ours and row["library"] not in ("warpinit", LIMIT) else ""
+                name = f"**{row['library']}**" if row["library"] == "warpinit" else row["library"]
+                lines.append(f"| {label} | {name} | {_time(row['median'])} | {rate / scale:,.1f} | {percent} | {speedup} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m warpinit.bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a results.json written by warpinit bench")
+    args = parser.parse_args(argv)
+    sys.stdout.write(markdown(json.loads(args.results.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
