@@ -15,6 +15,9 @@ from pathlib import Path
 from .cases import LIMIT
 
 INSTALL = "pip install 'warpinit[bench]' (matplotlib)"
+# One colour per library in every panel.
+_COLOURS = {"warpinit": "C0", "numpy": "C1", "tf": "C2", "torch": "C3", "jax": "C4", "keras": "C5",
+            "torch-qr": "C6", "cupy": "C7"}
 
 
 def available() -> bool:
@@ -74,10 +77,11 @@ def _sampling_panel(axis, rows: list[dict], op: str) -> None:
         if library == LIMIT:
             axis.plot(sizes, rates, "kx--", label="limit (memory write)")
         else:
-            axis.plot(sizes, rates, "o-", label=library, linewidth=2.5 if library == "warpinit" else 1.2)
+            axis.plot(sizes, rates, "o-", label=library, color=_COLOURS.get(library),
+                      linewidth=2.5 if library == "warpinit" else 1.2)
     axis.set(xscale="log", yscale="log", xlabel="values", ylabel="M values / s", title=f"{op} ({rows[0]['dtype']})")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, framealpha=0.7)
 
 
 def _orthogonal_panel(axis, rows: list[dict]) -> None:
@@ -89,7 +93,8 @@ def _orthogonal_panel(axis, rows: list[dict]) -> None:
         if library == LIMIT:
             axis.plot(positions, values, "kx--", label="limit (GEMM)")
         else:
-            axis.plot(positions, values, "o-", label=library, linewidth=2.5 if library == "warpinit" else 1.2)
+            axis.plot(positions, values, "o-", label=library, color=_COLOURS.get(library),
+                      linewidth=2.5 if library == "warpinit" else 1.2)
     axis.set_xticks(list(positions), [f"{batch}x{n}²" for batch, n in shapes], fontsize=7)
     axis.set(yscale="log", xlabel="stack of matrices", ylabel="GFLOP/s ((4/3) n³ per matrix)",
              title=f"orthogonal ({rows[0]['dtype']})")
@@ -106,12 +111,13 @@ _VARIANT_TITLES = {
 
 def _variants_panel(axis, rows: list[dict], title: str) -> None:
     variants = list(dict.fromkeys(row["variant"] for row in rows))
-    libraries = _libraries(rows)
+    libraries = sorted(_libraries(rows), key=lambda library: library != "warpinit")  # warpinit first
     width = 0.8 / max(len(libraries), 1)
     for number, library in enumerate(libraries):
         medians = {row["variant"]: row["median"] for row in rows if row["library"] == library}
         axis.bar([i + number * width for i in range(len(variants))],
-                 [medians.get(variant, float("nan")) for variant in variants], width, label=library)
+                 [medians.get(variant, float("nan")) for variant in variants], width, label=library,
+                 color=_COLOURS.get(library))
     axis.set_xticks([i + width * (len(libraries) - 1) / 2 for i in range(len(variants))], variants,
                     rotation=45, ha="right", fontsize=7)
     batch = max(row["batch"] for row in rows)
