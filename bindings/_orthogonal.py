@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -92,6 +93,13 @@ def workspace_bytes(shape, dtype, count) -> int:
     return count * rows * cols * (3 * compute.itemsize + dtype.itemsize)
 
 
+# BLAS's thread count is process-wide, and the GEMM path's bits depend on it (a batch runs one BLAS
+# thread per member, a single matrix every thread): CPU generation of large members holds this lock, so
+# concurrent calls cannot change each other's thread count mid-way. Re-entrant, so that a caller that
+# pins the thread count itself (warpinit.dask, warpinit.jax) can hold it around its call.
+BLAS_LOCK = threading.RLock()
+
+
 def generate(shape, gain, dtype, keys, device, result):
     """Fill ``result`` (K, *shape) of ``dtype`` with K orthogonal matrices, member k built from the
     Gaussians of row k of the key table ``keys``; arguments already validated."""
@@ -114,12 +122,13 @@ def generate(shape, gain, dtype, keys, device, result):
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return
         gaussians = _gaussians(count, big, small, compute, keys, "cpu")
-        if rows >= cols and not fmt and dtype == compute:
-            kernels.haar_cpu(gaussians, q=target)  # straight into the result
-            if gain != 1.0:
-                target *= dtype.type(gain)
-            return
-        q = kernels.haar_cpu(gaussians)
+        with BLAS_LOCK:
+            if rows >= cols and not fmt and dtype == compute:
+                kernels.haar_cpu(gaussians, q=target)  # straight into the result
+                if gain != 1.0:
+                    target *= dtype.type(gain)
+                return
+            q = kernels.haar_cpu(gaussians)
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
 

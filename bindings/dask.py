@@ -145,14 +145,14 @@ def orthogonal(shape, *, batch, chunks="auto", gain=1.0, dtype=None, seed=None, 
     ``stream + k``, and the chunk holding members [k0, k1) is ``warpinit.orthogonal(shape,
     batch=k1 - k0, stream=stream + k0, ...)`` (DESIGN: sharding splits a stack by whole matrices).
     The Gaussian inputs follow the counter contract exactly; Q itself depends on the order of
-    floating-point operations. On the CPU each member is computed on its own, whatever the split of the
-    stack: small matrices (up to 512 * 512 elements) by a kernel without BLAS, which is bit-identical
-    for any chunking; larger ones by GEMMs whose rounding depends on the BLAS's thread count. Dask's
-    worker processes run a single-threaded BLAS (the nanny sets ``OPENBLAS_NUM_THREADS=1`` and
-    friends), as ``warpinit.orthogonal`` does per member when it spreads a batch over several Numba
-    threads, so those chunks equal that single-machine stack bit for bit on the same machine type.
-    Where the thread counts differ (a one-matrix call with a multi-threaded BLAS, another machine),
-    the values agree within the orthogonality tolerance, as the contract says.
+    floating-point operations. On the CPU small matrices (up to 512 * 512 elements) are built by a
+    kernel without BLAS, bit-identical for any chunking; larger ones by GEMMs whose rounding depends
+    on BLAS's thread count. Each chunk is therefore computed with one BLAS thread per member (chunks of
+    one worker process take turns, since the thread count is process-wide), the count
+    ``warpinit.orthogonal`` uses per member when it spreads a stack over several threads: the chunks
+    equal that single-machine stack bit for bit on the same machine type, whatever the workers'
+    environment. Where the counts differ (a one-matrix call with a multi-threaded BLAS, another
+    machine), the values agree within the orthogonality tolerance, as the contract says.
 
     Args:
         shape: sequence of at least two non-negative ints, the shape of one matrix (seen as
@@ -287,6 +287,12 @@ def _orthogonal_block(request, block_info=None):
     first, last = _location(block_info)[0]
     if last == first:  # an explicit empty chunk of the batch axis
         return np.empty((0, *shape), dtype=_args.dtype("orthogonal", dtype, None))
-    return warpinit.orthogonal(
-        shape, batch=last - first, gain=gain, dtype=dtype, seed=seed, stream=stream + first, device="cpu"
-    )
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread per member, whatever the worker's environment: the bits of large members depend
+    # on BLAS's thread count, and this is the count warpinit.orthogonal(batch=B) uses per member when it
+    # spreads a stack over threads. The lock keeps concurrent chunks of this process from undoing it.
+    with _orthogonal.BLAS_LOCK, threadpool_limits(1, user_api="blas"):
+        return warpinit.orthogonal(
+            shape, batch=last - first, gain=gain, dtype=dtype, seed=seed, stream=stream + first, device="cpu"
+        )

@@ -75,7 +75,6 @@ import inspect
 import itertools
 import math
 import numbers
-import threading
 import warnings
 from dataclasses import dataclass
 
@@ -87,7 +86,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without JAX
     raise ImportError("warpinit.jax needs JAX: pip install 'warpinit[jax]'") from error
 
-from . import _args, _devices
+from . import _args, _devices, _orthogonal
 from ._distributions import TRUNCATION_CORRECTION  # JAX's variance scaling divides by it as well
 
 __all__ = [
@@ -108,7 +107,7 @@ _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 _FLOATS = "float16, bfloat16, float32 or float64"
 # The orthogonal path may change BLAS's thread count (process-wide) while it runs, and the thread
 # count changes the bits of large matrices: concurrent callbacks take turns.
-_ORTHOGONAL_LOCK = threading.Lock()
+_ORTHOGONAL_LOCK = _orthogonal.BLAS_LOCK
 # XLA's CPU client adopts a host buffer aligned to this many bytes instead of copying it.
 _ALIGNMENT = 64
 

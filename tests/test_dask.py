@@ -246,10 +246,10 @@ def test_orthogonal_stacks_equal_the_single_machine_stack(client):
         arrays = [wd.orthogonal(shape, batch=batch, chunks=chunks, dtype=dtype, gain=gain, seed=13, stream=5)
                   for shape, batch, chunks, dtype, gain in ORTHOGONAL]
     assert arrays[3].chunks[0] == (4, 4, 1)  # "auto": whole matrices (512 B each in bfloat16) per 2 KiB
-    # Q depends on the BLAS's thread count (the counter contract covers the Gaussian inputs only). The
-    # workers run single-threaded BLAS (distributed's nanny sets OPENBLAS_NUM_THREADS=1 and friends), as
-    # wi.orthogonal does per member when it spreads a batch over threads; a single-member call (or a
-    # single Numba thread) here would use every BLAS thread instead. Same BLAS threads, same bits.
+    # Q depends on the BLAS's thread count (the counter contract covers the Gaussian inputs only). Chunks
+    # run one BLAS thread per member, whatever the workers' environment (the CI process exports
+    # OPENBLAS_NUM_THREADS=2, which spawned workers inherit), as wi.orthogonal does per member when it
+    # spreads a batch over threads; a single-member call here would use every BLAS thread instead.
     with threadpool_limits(1, user_api="blas"):
         expected = [wi.orthogonal(shape, batch=batch, dtype=dtype, gain=gain, seed=13, stream=5, device="cpu")
                     for shape, batch, _, dtype, gain in ORTHOGONAL]
@@ -258,12 +258,13 @@ def test_orthogonal_stacks_equal_the_single_machine_stack(client):
         assert same_bits(result, reference), array.chunks
 
 
-def test_orthogonal_chunks_with_another_blas_thread_count_agree_within_tolerance():
-    # One-member chunks computed here use every BLAS thread, the two-member reference one per member:
-    # the rounding may differ (it does with OpenBLAS on two threads), within the orthogonality tolerance.
+def test_orthogonal_chunks_agree_with_one_matrix_calls_within_tolerance():
+    # A one-matrix call uses every BLAS thread, the chunks one per member: the rounding may differ (it
+    # does with OpenBLAS on two threads), within the orthogonality tolerance.
     array = wd.orthogonal((600, 520), batch=2, chunks=1, seed=17)
     result = array.compute(scheduler="sync")
-    reference = wi.orthogonal((600, 520), batch=2, seed=17, device="cpu")
-    np.testing.assert_allclose(result, reference, rtol=0, atol=1e-5)
-    for member in result.astype(np.float64):
+    for k, member in enumerate(result):
+        alone = wi.orthogonal((600, 520), seed=17, stream=k, device="cpu")
+        np.testing.assert_allclose(member, alone, rtol=0, atol=1e-5)
+        member = member.astype(np.float64)
         np.testing.assert_allclose(member.T @ member, np.eye(520), rtol=0, atol=1e-5)
