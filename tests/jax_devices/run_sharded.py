@@ -9,7 +9,9 @@ import os
 import sys
 import traceback
 
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+# First: XLA stops reading flags at a bare token such as "intra_op_parallelism_threads=2", which
+# thread-limiting recipes (and warpinit.bench.peers.set_threads) put in XLA_FLAGS.
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 " + os.environ.get("XLA_FLAGS", "")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
