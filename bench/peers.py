@@ -39,6 +39,8 @@ def set_threads(threads: int) -> None:
                  "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[name] = value
     flags = os.environ.get("XLA_FLAGS", "")
+    # The usual recipe for XLA's CPU threads. Its last token is not a flag: XLA reads no flag after it,
+    # so it goes after the user's own flags, and anything appended later must be put first instead.
     if "intra_op_parallelism_threads" not in flags:
         os.environ["XLA_FLAGS"] = (flags + f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={value}").strip()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
