@@ -25,20 +25,25 @@ from . import _args, _devices
 # truncated distribution keeps the intended variance (the constant Keras, TensorFlow and JAX use).
 TRUNCATION_CORRECTION = 0.87962566103423978
 
-MODES = ("fan_in", "fan_out", "fan_avg")
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
 
 
-def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, fan_out: float):
+def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, fan_out: float, floor=1.0):
     """(kind, parameters) of variance scaling: values with variance ``scale / fan``.
 
-    ``mode`` picks fan = fan_in, fan_out or their mean (floored at 1); ``distribution`` is
-    "truncated_normal" (bounds +-2 sigma, sigma corrected by ``TRUNCATION_CORRECTION``),
-    "untruncated_normal" or "normal" (the same), or "uniform" (+-sqrt(3 scale / fan)). Arguments are
-    assumed valid; each face validates them with its framework's own errors first.
+    ``mode`` picks fan = fan_in, fan_out, their mean ("fan_avg") or their geometric mean
+    ("fan_geo_avg"), floored at ``floor`` (Keras floors at 1; None: no floor, as JAX);
+    ``distribution`` is "truncated_normal" (bounds +-2 sigma, sigma corrected by
+    ``TRUNCATION_CORRECTION``), "untruncated_normal" or "normal" (the same), or "uniform"
+    (+-sqrt(3 scale / fan)). Arguments are assumed valid; each face validates them with its
+    framework's own errors first.
     """
-    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
-    variance = float(scale) / max(1.0, float(fan))
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_geo_avg": math.sqrt(fan_in * fan_out)}.get(
+        mode, (fan_in + fan_out) / 2.0
+    )
+    fan = float(fan) if floor is None else max(float(floor), float(fan))
+    variance = float(scale) / fan
     if distribution == "truncated_normal":
         return "truncated_normal", (0.0, math.sqrt(variance) / TRUNCATION_CORRECTION)
     if distribution in ("untruncated_normal", "normal"):

@@ -86,8 +86,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without JAX
     raise ImportError("warpinit.jax needs JAX: pip install 'warpinit[jax]'") from error
 
-from . import _args, _devices, _orthogonal
-from ._distributions import TRUNCATION_CORRECTION  # JAX's variance scaling divides by it as well
+from . import _args, _devices, _distributions, _orthogonal
 
 __all__ = [
     "KEY_TAG", "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "kaiming_normal",
@@ -707,16 +706,12 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
 
     def make_draw(shape, dtype):
         fan_in, fan_out = _compute_fans(shape, in_axis, out_axis, batch_axis) if math.prod(shape) else (1.0, 1.0)
-        denominator = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
-                       "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
-        stddev = math.sqrt(scale / denominator)
-        if distribution == "truncated_normal":
-            draw = _sampler(function, "truncated_normal", stddev / TRUNCATION_CORRECTION)
-        elif distribution == "normal":
-            draw = _sampler(function, "normal", stddev)
-        else:
-            limit = math.sqrt(3.0) * stddev
+        kind, parameters = _distributions.variance_scaling(scale, mode, distribution, fan_in, fan_out, floor=None)
+        if kind == "uniform":
+            limit = parameters[1]
             draw = _Draw(function, "uniform", (-limit, limit)) if limit else _Draw(function, "zeros", ())
+        else:
+            draw = _sampler(function, kind, parameters[1])
         return _checked(draw, dtype)
 
     return _initializer(function, make_draw, dtype)

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 import warpinit as wi
+from warpinit._distributions import TRUNCATION_CORRECTION
 
 jax = pytest.importorskip("jax")
 wj = pytest.importorskip("warpinit.jax")
@@ -85,7 +86,7 @@ AXES = [
 
 def _scipy_law(distribution, stddev):
     if distribution == "truncated_normal":
-        sigma = stddev / wj.TRUNCATION_CORRECTION
+        sigma = stddev / TRUNCATION_CORRECTION
         return stats.truncnorm(-2.0, 2.0, scale=sigma)
     if distribution == "normal":
         return stats.norm(scale=stddev)
@@ -144,7 +145,7 @@ def test_samplers_against_scipy(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("init, bound", [
-    (wj.he_normal(), lambda shape: 2 * math.sqrt(2 / shape[0]) / wj.TRUNCATION_CORRECTION),
+    (wj.he_normal(), lambda shape: 2 * math.sqrt(2 / shape[0]) / TRUNCATION_CORRECTION),
     (wj.truncated_normal(1.3, lower=-0.25, upper=0.5), None),
 ], ids=["he_normal", "narrow"])
 def test_exact_truncation_bounds(dtype, init, bound):
