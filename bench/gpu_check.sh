@@ -15,7 +15,7 @@
 #   5. warpinit.torch and warpinit.jax against torch.nn.init and jax.nn.initializers on the GPU;
 #   6. the PyTorch and JAX faces' tests, whose CUDA tests run only here (DLPack views of CUDA tensors);
 #   7. the rest of the test suite on this machine (the wheel test skips here).
-# Aim: about 5 minutes in total.
+# Aim: about 5 minutes in total; the step timeouts add up to 590 s, under the device tool's 600 s per call.
 set -u
 OUT=${1:-gpu-check-results}
 mkdir -p "$OUT"
@@ -56,17 +56,17 @@ install() {
   cp -r bench "$SITE/warpinit/bench"
   echo "installed by copy into $SITE"
 }
-step install 120 install
+step install 60 install
 if ! $PY -c "import warpinit" 2>/dev/null; then
   export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 fi
 
-step cuda_tests 150 env WARPINIT_CUDA_TESTS=1 $PY -m pytest -q -p no:cacheprovider tests/cuda_kernels
-step gpu_bench 150 $PY -m warpinit bench --device cuda --sizes 1e8,1e9 --peers torch,jax,cupy --repeats 5 --out "$OUT/bench"
-step gpu_orthogonal 200 $PY -m warpinit bench --device cuda --ops orthogonal --orthogonal-shapes 64x4096,1024x128 \
+step cuda_tests 100 env WARPINIT_CUDA_TESTS=1 $PY -m pytest -q -p no:cacheprovider tests/cuda_kernels
+step gpu_bench 90 $PY -m warpinit bench --device cuda --sizes 1e8,1e9 --peers torch,jax,cupy --repeats 5 --out "$OUT/bench"
+step gpu_orthogonal 80 $PY -m warpinit bench --device cuda --ops orthogonal --orthogonal-shapes 64x4096,1024x128 \
   --peers torch,torch-qr --repeats 3 --out "$OUT/orthogonal"
-step gpu_faces_bench 120 $PY -m warpinit bench --device cuda --ops torch_init,jax_init --peers torch,jax --repeats 3 \
+step gpu_faces_bench 60 $PY -m warpinit bench --device cuda --ops torch_init,jax_init --peers torch,jax --repeats 3 \
   --out "$OUT/faces"
-step faces 120 $PY -m pytest -q -p no:cacheprovider tests/test_torch.py tests/test_jax.py -rs
-step cpu_tests 300 $PY -m pytest -q -p no:cacheprovider tests -x --deselect tests/test_cuda_simulator.py
+step faces 90 $PY -m pytest -q -p no:cacheprovider tests/test_torch.py tests/test_jax.py -rs
+step cpu_tests 110 $PY -m pytest -q -p no:cacheprovider tests -x --deselect tests/test_cuda_simulator.py
 echo "== done" | tee -a "$OUT/summary.txt"
