@@ -84,11 +84,12 @@ def versions() -> dict[str, str]:
 
 def facts() -> dict:
     """Everything above, with the date (UTC) and the platform, as one JSON-ready dict."""
+    memory = memory_bytes()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cores": usable_cores(),
-        "memory_gib": round(memory_bytes() / 2**30, 1) if memory_bytes() else None,
+        "memory_gib": round(memory / 2**30, 1) if memory else None,
         "gpus": gpu_names(),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -74,6 +74,14 @@ def real(function: str, name: str, value) -> float:
     return float(value)
 
 
+def finite(function: str, name: str, value) -> float:
+    """A finite real number (see ``real``) as a Python float."""
+    value = real(function, name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"{function}: {name} must be finite, got {value!r}")
+    return value
+
+
 def seed(function: str, value, index) -> int:
     """A seed in [0, 2**64); None draws one from the OS (not allowed together with ``index``)."""
     if value is None:

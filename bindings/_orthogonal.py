@@ -77,9 +77,7 @@ def validate(function: str, shape, gain, dtype, seed, stream, batch, out=None):
     members = _batch(function, batch)
     default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
     dtype = _args.dtype(function, dtype, default)
-    gain = _args.real(function, "gain", gain)
-    if not math.isfinite(gain):
-        raise ValueError(f"{function}: gain must be finite, got {gain!r}")
+    gain = _args.finite(function, "gain", gain)
     seed = _args.seed(function, seed, None)
     stream = _args.stream(function, stream, count=members or 1)
     return shape, gain, dtype, seed, stream, members

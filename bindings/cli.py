@@ -113,24 +113,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     top = parser()
     args, unknown = top.parse_known_args(argv)
     if unknown:  # reported with the subcommand's usage, which lists its flags
         top.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.argv = None if argv is None else list(argv)
     if args.command == "bench":
-        return _bench(args)
+        return _bench(args, argv)
     return 2
 
 
-def _bench(args) -> int:
+def _bench(args, argv: list[str]) -> int:
     from warpinit.bench import peers
 
     peers.set_threads(args.threads)  # before any peer is imported
 
     from warpinit import _devices
-    from warpinit.bench import cases, machine, plot, runner
-    from warpinit.bench import report as report_module
+    from warpinit.bench import cases, machine, plot, report, runner
 
     try:
         device = _devices.resolve("warpinit bench", args.device)
@@ -154,12 +153,12 @@ def _bench(args) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [result.as_dict() for result in results]
-    report = {"machine": facts, "device": device, "dtype": args.dtype, "threads": args.threads,
-              "repeats": repeats, "command": ["warpinit"] + list(sys.argv[1:] if args.argv is None else args.argv),
+    summary = {"machine": facts, "device": device, "dtype": args.dtype, "threads": args.threads,
+              "repeats": repeats, "command": ["warpinit", *argv],
               "results": rows}
-    (args.out / "results.json").write_text(json.dumps(report, indent=1))
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
     (args.out / "table.txt").write_text(header + "\n" + table + "\n")
-    (args.out / "table.md").write_text(report_module.markdown(report))
+    (args.out / "table.md").write_text(report.markdown(summary))
     written = ["results.json", "table.txt", "table.md"]
     if not plot.available():
         print(f"plot skipped: matplotlib is not installed ({plot.INSTALL})")

@@ -104,9 +104,6 @@ KEY_TAG = 0x4A41_5850_524E_474B
 _MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 _FLOATS = "float16, bfloat16, float32 or float64"
-# The orthogonal path may change BLAS's thread count (process-wide) while it runs, and the thread
-# count changes the bits of large matrices: concurrent callbacks take turns.
-_ORTHOGONAL_LOCK = _orthogonal.BLAS_LOCK
 # XLA's CPU client adopts a host buffer aligned to this many bytes instead of copying it.
 _ALIGNMENT = 64
 
@@ -171,9 +168,7 @@ def _sampler(function: str, kind: str, scale: float, lower: float = -2.0, upper:
 
 def _finite(function: str, name: str, value) -> float:
     value = _real(function, name, value)
-    if not math.isfinite(value):
-        raise ValueError(f"{function}: {name} must be finite, got {value!r}")
-    return value
+    return _args.finite(function, name, value)
 
 
 def _compute_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
@@ -382,7 +377,7 @@ def _orthogonal_members(matrix, gain, dtype, seed, first, count, device, out):
     import warpinit as wi
     from warpinit.kernels.orthogonal import SMALL_MAX_ELEMENTS
 
-    with _ORTHOGONAL_LOCK:
+    with _orthogonal.BLAS_LOCK:  # concurrent callbacks take turns (BLAS's thread count is process-wide)
         if count == 1 or math.prod(matrix) <= SMALL_MAX_ELEMENTS:
             wi.orthogonal(matrix, gain=gain, dtype=dtype, seed=seed, stream=first, batch=count, device=device, out=out)
             return

@@ -173,14 +173,6 @@ def spec(initializer, shape):
     return None
 
 
-def _generate(kind, parameters, shape, dtype, keys, device, result=None):
-    return _distributions.generate(kind, parameters, shape, dtype, keys, device, result)
-
-
-def _wi_dtype(dtype: str) -> np.dtype:
-    return _distributions.numpy_dtype(dtype)
-
-
 class _WarpinitCall:
     """``__call__`` for every warpinit initializer: the Keras distribution from warpinit's kernels."""
 
@@ -198,9 +190,9 @@ class _WarpinitCall:
         keys, device = key_table(_seed64(self.seed), 0), _device()
         if _direct_backend(device, dtype):  # straight into the memory of the backend's tensor
             tensor, view = _destination(shape, dtype)
-            _generate(kind, parameters, shape, dtype, keys, device, view[None])
+            _distributions.generate(kind, parameters, shape, dtype, keys, device, view[None])
             return tensor
-        return _to_backend(_generate(kind, parameters, shape, dtype, keys, device)[0], dtype)
+        return _to_backend(_distributions.generate(kind, parameters, shape, dtype, keys, device)[0], dtype)
 
 
 def _register(cls):
@@ -363,7 +355,8 @@ def _zeros(shape, dtype):
     backend = keras.backend.backend()
     dtype = keras.backend.standardize_dtype(dtype)
     if backend == "numpy":
-        return np.broadcast_to(np.zeros((), dtype=_wi_dtype(dtype) if dtype == "bfloat16" else dtype), shape)
+        zero_dtype = _distributions.numpy_dtype(dtype) if dtype == "bfloat16" else dtype  # ints too
+        return np.broadcast_to(np.zeros((), dtype=zero_dtype), shape)
     if backend == "torch":
         import torch
 
@@ -482,19 +475,19 @@ def initialize(model, seed=None, progress=None):
             continue
         groups.setdefault((distribution, shape, dtype), []).append((path, variable))
 
-    total = sum(len(members) * math.prod(shape) * np.dtype(_wi_dtype(dtype)).itemsize
+    total = sum(len(members) * math.prod(shape) * _distributions.numpy_dtype(dtype).itemsize
                 for (_, shape, dtype), members in groups.items())
     if progress is None:
         progress = _progress.wanted(total)
     bar = _progress.Bar(total) if progress else None
     for ((kind, parameters), shape, dtype), members in groups.items():
-        numpy_dtype = _wi_dtype(dtype)
+        numpy_dtype = _distributions.numpy_dtype(dtype)
         member_bytes = math.prod(shape) * numpy_dtype.itemsize
         seeds = [derive_seed(seed, path_tag(path)) for path, _ in members]
         if kind != "orthogonal" and member_bytes >= DIRECT_BYTES and _direct_backend(device, dtype):
             for (_, variable), member_seed in zip(members, seeds):
                 tensor, view = _destination(shape, dtype)
-                _generate(kind, parameters, shape, dtype, key_table(member_seed, 0), device, view[None])
+                _distributions.generate(kind, parameters, shape, dtype, key_table(member_seed, 0), device, view[None])
                 _assign(variable, tensor)
                 if bar:
                     bar.advance(member_bytes)
@@ -505,8 +498,8 @@ def initialize(model, seed=None, progress=None):
             chunk = members[first : first + per_chunk]
             if scratch is None or len(scratch) < len(chunk):
                 scratch = _devices.empty(device, (len(chunk), *shape), numpy_dtype)
-            values = _generate(kind, parameters, shape, dtype, key_table(seeds[first : first + len(chunk)], 0),
-                               device, scratch[: len(chunk)])
+            keys = key_table(seeds[first : first + len(chunk)], 0)
+            values = _distributions.generate(kind, parameters, shape, dtype, keys, device, scratch[: len(chunk)])
             for (_, variable), value in zip(chunk, values):
                 _assign(variable, _owned(value, dtype))
             if bar:
@@ -550,7 +543,7 @@ def _destination(shape, dtype: str):
     """A new backend tensor of ``shape`` and ``dtype`` and a NumPy view of its memory (numpy, torch,
     TensorFlow on the CPU). The memory comes from the backend's own allocator, which reuses what freed
     tensors left (fresh pages from the OS cost as much as drawing the values)."""
-    numpy_dtype = _wi_dtype(dtype)
+    numpy_dtype = _distributions.numpy_dtype(dtype)
     backend = keras.backend.backend()
     if backend == "numpy":
         array = np.empty(shape, dtype=numpy_dtype)

@@ -108,9 +108,11 @@ def _skip(shape) -> _Spec:
 
 
 def _real(function: str, name: str, value, *, finite: bool = True) -> float:
+    if finite:
+        return _args.finite(function, name, value)
     value = _args.real(function, name, value)
-    if math.isnan(value) or (finite and not math.isfinite(value)):
-        raise ValueError(f"{function}: {name} must be {'finite' if finite else 'a number'}, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{function}: {name} must be a number, got {value!r}")
     return value
 
 
