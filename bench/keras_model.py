@@ -12,6 +12,7 @@ then ``repeats`` builds of the full stack.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -42,13 +43,26 @@ def _build(keras, library: str, initializer: str, layers: int, units: int):
 
 
 def _time(keras, library, initializer, layers, units, repeats):
+    """Seconds of ``repeats`` builds of the full model, after a warm-up build of a tiny one.
+
+    As ``timeit`` does, Python's cyclic garbage collector is kept out of the timed builds: Keras models
+    hold reference cycles, so without a collection between builds the previous model's memory came
+    back at whatever moment a collection happened to run - inside a later build (a 200 ms pause), or
+    not before it (every page of the next model fresh from the OS) - and single builds of the same
+    model varied threefold. The first timed build is the process's first of the full size: its
+    memory is fresh from the OS for both libraries (``times[0]``, reported as the cold build)."""
     _build(keras, library, initializer, 1, 64)  # warm-up: imports, tracing, compilation
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        model = _build(keras, library, initializer, layers, units)
-        keras.ops.convert_to_numpy(model.layers[-1].kernel[:1, :1])  # values exist
-        times.append(time.perf_counter() - start)
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            model = _build(keras, library, initializer, layers, units)
+            keras.ops.convert_to_numpy(model.layers[-1].kernel[:1, :1])  # values exist
+            times.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
         del model
     return times
 

@@ -55,7 +55,36 @@ def markdown(report: dict) -> str:
                 speedup = f"{row['median'] / ours['median']:.2f}" if ours and row["library"] not in ("warpinit", LIMIT) else ""
                 name = f"**{row['library']}**" if row["library"] == "warpinit" else row["library"]
                 lines.append(f"| {label} | {name} | {_time(row['median'])} | {rate / scale:,.1f} | {percent} | {speedup} |")
+        if op == "keras_model":
+            lines += _keras_summary([r for r in rows if r["op"] == op and not r["skipped"]])
     return "\n".join(lines) + "\n"
+
+
+def _keras_summary(rows: list[dict]) -> list[str]:
+    """keras_model as a table of initializer x backend: Keras's median build -> warpinit's, with the
+    speed-up, and below it the same for the cold build (``times[0]``: the process's first build of
+    the full model, on memory fresh from the OS)."""
+    cells: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in rows:
+        initializer, backend = row["variant"].split("/")
+        cells.setdefault((initializer, backend), {})[row["library"]] = row
+    initializers = list(dict.fromkeys(i for i, _ in cells))
+    backends = list(dict.fromkeys(b for _, b in cells))
+    lines = []
+    for title, pick in (("median build", lambda r: r["median"]), ("cold build (first of the process)", lambda r: r["times"][0])):
+        lines += ["", f"Keras → warpinit, {title}:", "", "| initializer | " + " | ".join(backends) + " |",
+                  "|---" * (len(backends) + 1) + "|"]
+        for initializer in initializers:
+            entries = []
+            for backend in backends:
+                pair = cells.get((initializer, backend), {})
+                if "keras" in pair and "warpinit" in pair:
+                    theirs, ours = pick(pair["keras"]), pick(pair["warpinit"])
+                    entries.append(f"{_time(theirs)} → {_time(ours)}: {theirs / ours:.1f}×")
+                else:
+                    entries.append("")
+            lines.append(f"| {initializer} | " + " | ".join(entries) + " |")
+    return lines
 
 
 def main(argv=None) -> int:

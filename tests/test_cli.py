@@ -94,6 +94,14 @@ def test_json_holds_machine_facts_and_every_case(bench_run):
     for op in ("truncated_normal", "normal", "uniform", "orthogonal"):
         assert f"### {op}\n" in markdown
     assert markdown.count("| **warpinit** |") == len([r for r in rows if r["library"] == "warpinit" and not r["skipped"]])
+    if _installed("keras"):  # the initializer x backend summary: median and cold (first) build
+        for title, pick in (("median build", lambda r: r["median"]), ("cold build", lambda r: r["times"][0])):
+            section = markdown.split(f"Keras → warpinit, {title}")[1].split("\n\n")[1].splitlines()
+            assert section[0] == "| initializer | numpy |"
+            for name in cases.KERAS_INITIALIZERS:
+                pair = {r["library"]: pick(r) for r in rows if r["op"] == "keras_model" and r["variant"] == f"{name}/numpy"}
+                line = next(line for line in section if line.startswith(f"| {name} |"))
+                assert line.endswith(f": {pair['keras'] / pair['warpinit']:.1f}× |")
 
 
 def test_png_is_a_plot(bench_run):
