@@ -92,3 +92,32 @@ def generate(kind: str, parameters, shape, dtype, keys, device: str, result=None
     else:
         _sampling.generate(plan_of(kind, parameters, dtype), shape, keys, device, result)
     return result
+
+
+def generate_block(kind: str, parameters, shape, dtype, seed: int, ranges, device: str, cache=None):
+    """The block ``ranges`` ((start, stop) per axis) of ``generate(kind, parameters, shape, dtype,
+    key_table(seed, 0), device)[0]``, as a new C-contiguous array on ``device``.
+
+    The samplers draw only the block's values (the counter contract makes them equal to the whole
+    tensor's), so the devices of a mesh each pay for their own shard only. An orthogonal matrix is
+    built whole (Q has no cheaper block) and sliced; ``cache`` (a dict) keeps it for the other blocks.
+    """
+    from warpinit import _sampling
+    from warpinit.kernels.philox import key_table
+
+    dtype = numpy_dtype(dtype)
+    shape = tuple(shape)
+    index = tuple(slice(start, stop) for start, stop in ranges)
+    if kind == "orthogonal":
+        whole = None if cache is None else cache.get("orthogonal")
+        if whole is None:
+            whole = generate(kind, parameters, shape, dtype, key_table(seed, 0), device)[0]
+            if cache is not None:
+                cache["orthogonal"] = whole
+        return whole[index].copy()
+    result = _devices.empty(device, tuple(stop - start for start, stop in ranges), dtype)
+    if kind == "constant":
+        result[...] = parameters[0]
+    else:
+        _sampling.generate_block(plan_of(kind, parameters, dtype), shape, index, key_table(seed, 0), device, result)
+    return result

@@ -86,6 +86,23 @@ def generate(plan, shape, keys, device, result):
         fill_cuda.launch_cupy(result, block, plan, keys)
 
 
+def generate_block(plan, shape, index, keys, device, result):
+    """Fill ``result`` with the block ``index`` (NumPy basic index, step 1; validated) of one tensor of
+    ``shape`` drawn with the single key row ``keys`` (1, 3): the block's values only, equal to the
+    whole tensor's (the counter contract)."""
+    from warpinit.kernels import layout
+
+    block = layout.select(tuple(shape), index)
+    if device == "cpu":
+        from warpinit.kernels import fill_cpu
+
+        fill_cpu.launch(result, block, plan, keys)
+    else:
+        from warpinit.kernels import fill_cuda
+
+        fill_cuda.launch_cupy(result, block, plan, keys)
+
+
 def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, device="auto", index=None, out=None):
     """Uniform values on [minval, maxval).
 

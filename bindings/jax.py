@@ -460,23 +460,33 @@ def _eager(draw, shape, dtype, seed, sharding):
         if jax.default_backend() == "gpu" and _devices.cuda_usable():  # CuPy's current device
             return _to_jax(_draw_block(draw, shape, dtype, seed, ranges, "cuda"))
         return jax.device_put(_draw_block(draw, shape, dtype, seed, ranges, "cpu"))
-    indices = sharding.addressable_devices_indices_map(shape)
+    return assemble(shape, dtype, sharding,
+                    lambda ranges, device, cache: _draw_block(draw, shape, dtype, seed, ranges, device, cache))
+
+
+def assemble(shape, dtype, sharding, block):
+    """A ``jax.Array`` of ``shape`` and ``dtype`` laid out as ``sharding``, each device holding only
+    the block it needs: ``block(ranges, device, cache)`` returns the block ``ranges`` ((start, stop)
+    per axis) as NumPy (device "cpu") or CuPy ("cuda"); ``cache`` is a dict shared by the blocks drawn
+    on one device. On GPUs each shard is drawn on its own GPU and stays there; on the host a block
+    held by several devices is drawn once. (Also used by ``warpinit.keras`` for Keras layouts.)"""
+    indices = sharding.addressable_devices_indices_map(tuple(shape))
     if any(_jax_device_kind(device) == "cuda" for device in indices):
         arrays, caches = [], {}
         for device, index in indices.items():  # each device's shard drawn on that GPU, kept there
             with _on_gpu(device):
                 cache = caches.setdefault(device, {})
-                arrays.append(_to_jax(_draw_block(draw, shape, dtype, seed, _ranges(shape, index), "cuda", cache)))
-        return jax.make_array_from_single_device_arrays(shape, sharding, arrays)
+                arrays.append(_to_jax(block(_ranges(shape, index), "cuda", cache)))
+        return jax.make_array_from_single_device_arrays(tuple(shape), sharding, arrays)
     cache, blocks = {}, {}
 
-    def block(index):  # a block held by several devices is drawn once
+    def host_block(index):
         ranges = _ranges(shape, index)
         if ranges not in blocks:
-            blocks[ranges] = _draw_block(draw, shape, dtype, seed, ranges, "cpu", cache)
+            blocks[ranges] = block(ranges, "cpu", cache)
         return blocks[ranges]
 
-    return jax.make_array_from_callback(shape, sharding, block, dtype=dtype)
+    return jax.make_array_from_callback(tuple(shape), sharding, host_block, dtype=dtype)
 
 
 def _traced(draw, shape, dtype, words, sharding):

@@ -176,7 +176,12 @@ def spec(initializer, shape):
 class _WarpinitCall:
     """``__call__`` for every warpinit initializer: the Keras distribution from warpinit's kernels."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape, dtype=None, layout=None):
+        """A tensor of the active backend of ``shape`` and ``dtype`` (None: ``keras.config.floatx()``).
+
+        ``layout`` (a ``keras.distribution.TensorLayout`` or the backend's own layout) is what Keras
+        passes under a distribution (JAX backend): the result is laid out so, every device drawing
+        only its own block, equal bit for bit to the same block of the undistributed tensor."""
         from warpinit.kernels.philox import key_table
 
         shape = tuple(int(d) for d in shape)
@@ -187,12 +192,52 @@ class _WarpinitCall:
                 "The tensor to initialize must be at least two-dimensional. Received: "
                 f"shape={shape} of rank {len(shape)}."
             )
-        keys, device = key_table(_seed64(self.seed), 0), _device()
+        seed = _seed64(self.seed)
+        if layout is not None:
+            return _laid_out(kind, parameters, shape, dtype, seed, layout)
+        keys, device = key_table(seed, 0), _device()
         if _direct_backend(device, dtype):  # straight into the memory of the backend's tensor
             tensor, view = _destination(shape, dtype)
             _distributions.generate(kind, parameters, shape, dtype, keys, device, view[None])
             return tensor
         return _to_backend(_distributions.generate(kind, parameters, shape, dtype, keys, device)[0], dtype)
+
+
+def _laid_out(kind, parameters, shape, dtype: str, seed: int, layout):
+    """The tensor of (kind, parameters) for ``seed``, distributed as ``layout``.
+
+    On JAX each device draws only its own block (``warpinit.jax.assemble``; on GPUs on the device
+    itself). Other backends draw the whole tensor and hand it to ``keras.distribution.distribute_tensor``.
+    """
+    from warpinit.kernels.philox import key_table
+
+    if keras.backend.backend() != "jax":
+        whole = _distributions.generate(kind, parameters, shape, dtype, key_table(seed, 0), _device())[0]
+        return keras.distribution.distribute_tensor(_to_backend(whole, dtype), layout)
+    from . import jax as warpinit_jax
+
+    def block(ranges, device, cache):
+        return _distributions.generate_block(kind, parameters, shape, dtype, seed, ranges, device, cache)
+
+    return warpinit_jax.assemble(shape, _distributions.numpy_dtype(dtype), _jax_sharding(layout), block)
+
+
+def _jax_sharding(layout):
+    """A concrete ``jax.sharding.Sharding`` for a Keras layout: a TensorLayout's backend layout, or a
+    JAX sharding; a NamedSharding over an abstract mesh (what Keras passes inside ``jax.set_mesh``)
+    is bound to the mesh that is set."""
+    import jax
+
+    sharding = getattr(layout, "backend_layout", layout)
+    if not isinstance(sharding, jax.sharding.Sharding):
+        raise TypeError(f"layout must be a keras.distribution.TensorLayout or a jax.sharding.Sharding, got "
+                        f"{type(layout).__name__}: {layout!r}")
+    if isinstance(sharding, jax.sharding.NamedSharding) and isinstance(sharding.mesh, jax.sharding.AbstractMesh):
+        mesh = jax.sharding.get_mesh()
+        if mesh.empty or mesh.axis_names != sharding.mesh.axis_names:
+            raise ValueError(f"layout {sharding} is over an abstract mesh and no matching mesh is set (jax.set_mesh)")
+        sharding = jax.sharding.NamedSharding(mesh, sharding.spec)
+    return sharding
 
 
 def _register(cls):
@@ -437,8 +482,9 @@ def initialize(model, seed=None, progress=None):
     on batch sizes, on the device or on the names Keras numbers per process, and the initializers' own
     seeds are not used. Variables of the same distribution, shape and dtype are generated together
     (orthogonal stacks through ``warpinit.orthogonal``'s batched path), at most ``GROUP_BYTES`` at a
-    time, and assigned into the variables, so peak memory stays close to the model's own size.
-    Variables with other initializers keep their values (built model) or are initialized by their own
+    time, and assigned into the variables, so peak memory stays close to the model's own size. Under
+    a ``keras.distribution`` on JAX, a variable that its layout splits over devices is drawn shard by
+    shard, each device generating only its own block. Variables with other initializers keep their values (built model) or are initialized by their own
     initializer (deferred model).
 
     Args:
@@ -464,6 +510,7 @@ def initialize(model, seed=None, progress=None):
     device = _device()
 
     groups: dict[tuple, list] = {}
+    sharded = []  # (path, variable, distribution, shape, dtype, layout): drawn shard by shard
     others = []
     for path, variable, layer in _structure(model):
         initializer = _initializer_of(variable, layer)
@@ -473,13 +520,24 @@ def initialize(model, seed=None, progress=None):
         if distribution is None or (distribution[0] == "orthogonal" and len(shape) < 2):
             others.append((variable, initializer))
             continue
+        layout = _sharded_layout(variable)
+        if layout is not None:
+            sharded.append((path, variable, distribution, shape, dtype, layout))
+            continue
         groups.setdefault((distribution, shape, dtype), []).append((path, variable))
 
-    total = sum(len(members) * math.prod(shape) * _distributions.numpy_dtype(dtype).itemsize
-                for (_, shape, dtype), members in groups.items())
+    def nbytes(shape, dtype):
+        return math.prod(shape) * _distributions.numpy_dtype(dtype).itemsize
+
+    total = sum(len(members) * nbytes(shape, dtype) for (_, shape, dtype), members in groups.items())
+    total += sum(nbytes(shape, dtype) for _, _, _, shape, dtype, _ in sharded)
     if progress is None:
         progress = _progress.wanted(total)
     bar = _progress.Bar(total) if progress else None
+    for path, variable, (kind, parameters), shape, dtype, layout in sharded:
+        _assign(variable, _laid_out(kind, parameters, shape, dtype, derive_seed(seed, path_tag(path)), layout))
+        if bar:
+            bar.advance(nbytes(shape, dtype))
     for ((kind, parameters), shape, dtype), members in groups.items():
         numpy_dtype = _distributions.numpy_dtype(dtype)
         member_bytes = math.prod(shape) * numpy_dtype.itemsize
@@ -510,12 +568,27 @@ def initialize(model, seed=None, progress=None):
             variable._deferred_initialize()  # its own initializer, the normal way
     pending = global_state.get_global_attribute("uninitialized_variables") or []
     done = {id(v) for _, members in groups.items() for _, v in members} | {id(v) for v, _ in others}
+    done |= {id(entry[1]) for entry in sharded}
     pending[:] = [v for v in pending if id(v) not in done]
     for key in [key for key, (variable, _) in _DEFERRED.items() if key in done]:
         _DEFERRED.pop(key)
     if bar:
         bar.close()
     return seed
+
+
+def _sharded_layout(variable):
+    """The layout that splits a JAX variable over several devices under the active keras.distribution
+    (resolved as Keras resolves it when it initializes the variable), or None: other backends,
+    no distribution, or a replicated layout (drawn once and copied by Keras, as in ``initialize``'s
+    grouped path)."""
+    if keras.backend.backend() != "jax" or not hasattr(variable, "_initialize_layout"):
+        return None
+    variable._initialize_layout()  # what Keras's own initialization does first; sets variable._layout
+    layout = getattr(variable, "_layout", None)
+    if layout is None or _jax_sharding(layout).is_fully_replicated:
+        return None
+    return layout
 
 
 def _direct_backend(device: str, dtype: str) -> bool:

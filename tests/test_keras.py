@@ -252,3 +252,14 @@ def test_progress_bar(capsys):
     assert "warpinit: [" in err and "MiB" in err and err.endswith("\n")
     wk.initialize(_model(), seed=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX (pip install 'warpinit[jax]')")
+def test_keras_layouts_on_8_host_devices():
+    """tests/jax_devices/run_keras_layouts.py: Keras passes layout= under a distribution; every device
+    draws its own block, equal to the undistributed values (its own process: 8 XLA host devices)."""
+    script = TESTS / "jax_devices" / "run_keras_layouts.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.stdout.strip().endswith("OK")
