@@ -119,14 +119,16 @@ def generate(shape, gain, dtype, keys, device, result):
             storage = target.view(np.uint16) if fmt else target
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return
-        gaussians = _gaussians(count, big, small, compute, keys, "cpu")
+        direct = rows >= cols and not fmt and dtype == compute  # Q straight into the result
         with BLAS_LOCK:
-            if rows >= cols and not fmt and dtype == compute:
-                kernels.haar_cpu(gaussians, q=target)  # straight into the result
-                if gain != 1.0:
-                    target *= dtype.type(gain)
-                return
-            q = kernels.haar_cpu(gaussians)
+            if kernels.batch_workers(count) > 1:  # members drawn and built by each worker
+                q = kernels.haar_keys_cpu(keys, target if direct else np.empty((count, big, small), compute))
+            else:
+                q = kernels.haar_cpu(_gaussians(count, big, small, compute, keys, "cpu"), q=target if direct else None)
+        if direct:
+            if gain != 1.0:
+                target *= dtype.type(gain)
+            return
     else:
         from warpinit.kernels import orthogonal_cuda as kernels
 

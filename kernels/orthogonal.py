@@ -311,13 +311,26 @@ def _store_16bit(out, q, gain, transpose, fmt):
                 out[i, j] = np.uint16(bits)
 
 
-def _compile_small(kind):
-    from . import fill_cpu
+_MEMBER_GAUSSIANS: dict = {}
 
+
+def member_gaussians_kernel(double: bool):
+    """The single-threaded kernel ``draw(g, k0, k1, stream, group, params)`` that fills one member's
+    Gaussians g (n, m) (float64 if ``double``, else float32) from a key row, with the normal plan's
+    ``group`` and ``params``: the values of ``normal((n, m))`` for that key row."""
+    kind = "float64" if double else "float32"
+    if kind not in _MEMBER_GAUSSIANS:
+        from . import fill_cpu
+
+        kernel = numba.njit(cache=True, **CPU_OPTIONS)  # on disk: compiling it takes seconds
+        _MEMBER_GAUSSIANS[kind] = kernel(specialize(_member_gaussians_template, "_" + kind, span=fill_cpu.SPANS[kind]))
+    return _MEMBER_GAUSSIANS[kind]
+
+
+def _compile_small(kind):
     compute = np.float64 if kind == "float64" else np.float32
-    names = {"span": fill_cpu.SPANS["float64" if kind == "float64" else "float32"],
-             "store": _store_16bit if kind == "16bit" else _store_native, "compute_dtype": compute}
-    gaussians = _kernel(specialize(_member_gaussians_template, "_" + kind, **names))
+    names = {"store": _store_16bit if kind == "16bit" else _store_native, "compute_dtype": compute}
+    gaussians = member_gaussians_kernel(kind == "float64")
     return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians, **names))
 
 
@@ -417,44 +430,88 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
     return q
 
 
+def _accumulated(v, tau, q):
+    """``accumulate_blas`` where NumPy's BLAS is reachable, else ``accumulate`` through NumPy."""
+    from . import blas
+
+    if blas.available(v.dtype):
+        return accumulate_blas(v, tau, q=q)
+    q[...] = accumulate(v, tau, np, larft_cpu)
+    return q
+
+
+def batch_workers(batch: int) -> int:
+    """Worker threads a batch of ``batch`` large members is split over (1: one matrix, all BLAS threads)."""
+    return min(batch, numba.get_num_threads())
+
+
+def _over_workers(batch: int, work) -> None:
+    """``work(members)`` for contiguous slices of range(batch), one per worker thread, each thread with
+    single-threaded BLAS (twice as fast as threading each GEMM of a 1024^2 member)."""
+    import concurrent.futures
+
+    from threadpoolctl import threadpool_limits
+
+    workers = batch_workers(batch)
+    with threadpool_limits(1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(work, np.array_split(np.arange(batch), workers)))
+
+
 def haar_cpu(g, q=None):
     """Haar matrices with orthonormal columns (B, n, m) from Gaussian inputs g (B, n, m), by the GEMM
     path (large members; ``small_cpu`` serves the small ones). ``g`` (float32 or float64,
     C-contiguous) is overwritten by the reflectors; ``q``, if given, receives the result (B, n, m),
     which saves a batch-sized temporary. A batch is split over threads that each run
-    single-threaded BLAS (twice as fast as threading each GEMM of a 1024^2 member); a single matrix
-    gets every BLAS thread.
+    single-threaded BLAS; a single matrix gets every BLAS thread.
     """
-    import concurrent.futures
-
-    from threadpoolctl import threadpool_limits
-
     from . import threads
 
     batch, n, m = g.shape
     tau = np.empty((batch, m), dtype=g.dtype)
     with threads.parallel_section():
         reflectors_cpu(g, tau)
-    from . import blas
-
-    def accumulated(v, taus, target):
-        if blas.available(v.dtype):
-            return accumulate_blas(v, taus, q=target)
-        target[...] = accumulate(v, taus, np, larft_cpu)
-        return target
-
     if q is None:
         q = np.empty_like(g)
-    workers = min(batch, numba.get_num_threads())
-    if workers == 1:
-        return accumulated(g, tau, q)
+    if batch_workers(batch) == 1:
+        return _accumulated(g, tau, q)
 
     def run(members):
         first, last = members[0], members[-1] + 1
-        accumulated(g[first:last], tau[first:last], q[first:last])
+        _accumulated(g[first:last], tau[first:last], q[first:last])
 
-    with threadpool_limits(1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, np.array_split(np.arange(batch), workers)))
+    _over_workers(batch, run)
+    return q
+
+
+def haar_keys_cpu(keys, q):
+    """Haar matrices q (B, n, m) (float32 or float64, C-contiguous, n >= m) by the GEMM path, member b
+    from the Gaussians of row b of the key table ``keys`` (``philox.key_table``): the values of
+    ``haar_cpu`` on ``normal((n, m))`` of each key row, for a batch (B >= 2; a single matrix goes
+    through ``haar_cpu`` with every thread; ``batch_workers(B) > 1``).
+
+    Each worker thread draws its members' Gaussians one at a time into a buffer of one member that it
+    reuses, turns them into reflectors and accumulates Q straight into q[b], so the Gaussians of the
+    whole batch never exist at once: a batch-sized buffer of fresh pages cost as much as drawing the
+    values into it.
+    """
+    from . import plan
+
+    batch, n, m = q.shape
+    normal = plan.normal(0.0, 1.0, q.dtype)
+    draw = member_gaussians_kernel(q.dtype == np.float64)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    group = np.int64(normal.group)
+
+    def run(members):
+        g = np.empty((1, n, m), dtype=q.dtype)
+        tau = np.empty((1, m), dtype=q.dtype)
+        sums = np.empty(m, dtype=q.dtype)
+        for b in members:
+            draw(g[0], keys[b, 0], keys[b, 1], keys[b, 2], group, normal.params)
+            _member_reflectors(g[0], tau[0], sums)
+            _accumulated(g, tau, q[b : b + 1])
+
+    _over_workers(batch, run)
     return q
 
 
