@@ -106,8 +106,9 @@ def test_mixed_precision_policy():
 
 def test_large_variables_generated_in_place_stay_valid():
     # Kernels of 1.6 MB take initialize()'s direct path: generated into the memory of a new backend
-    # tensor (TensorFlow adopts an aligned NumPy buffer through DLPack). The values must outlive the
-    # buffers' Python owners, equal the grouped path's, and take in-place updates.
+    # tensor (TensorFlow: its own uninitialized tensor); orthogonal members go through the batched
+    # path. The values must outlive the buffers' Python owners, equal the grouped path's, and take
+    # in-place updates.
     import gc
 
     assert 640 * 640 * 4 >= wk.DIRECT_BYTES
@@ -115,6 +116,7 @@ def test_large_variables_generated_in_place_stay_valid():
     def stack():
         layers = [keras.Input((640,))]
         layers += [keras.layers.Dense(640, kernel_initializer=wk.GlorotUniform(seed=k)) for k in range(3)]
+        layers += [keras.layers.Dense(640, kernel_initializer=wk.Orthogonal(gain=1.5, seed=k)) for k in range(3)]
         return keras.Sequential(layers)
 
     with wk.deferred():
@@ -143,6 +145,8 @@ def test_large_variables_generated_in_place_stay_valid():
     limit = float(np.sqrt(6.0 / (640 + 640)))
     expected = wi.uniform((640, 640), minval=-limit, maxval=limit, seed=3)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(wk.GlorotUniform(seed=3)((640, 640))), expected)
+    q = before[-2] / 1.5  # the last orthogonal kernel: orthonormal columns
+    np.testing.assert_allclose(q.T.astype("float64") @ q, np.eye(640), atol=2e-5)
 
 
 def test_empty_shapes():
