@@ -3,6 +3,7 @@ Keras's, exact truncation, seeds, and initialize(); plus one subprocess per Kera
 
 import importlib.util
 import inspect
+import json
 import math
 import os
 import subprocess
@@ -263,3 +264,15 @@ def test_keras_layouts_on_8_host_devices():
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert result.stdout.strip().endswith("OK")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX (pip install 'warpinit[jax]')")
+def test_layouts_benchmark_runs():
+    """bench/keras_layouts.py at a tiny size: both libraries timed, the kernel split over 8 devices."""
+    run = subprocess.run([sys.executable, "-m", "warpinit.bench.keras_layouts", "--rows", "64", "--units", "32",
+                          "--repeats", "2"], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 8 and (report["rows"], report["units"]) == (64, 32)
+    assert len(report["keras"]) == len(report["warpinit"]) == 2 and min(report["keras"] + report["warpinit"]) > 0
