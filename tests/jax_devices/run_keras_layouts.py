@@ -7,11 +7,9 @@ Failures are printed; the exit status is the number of failures.
 """
 
 import os
-import sys
-import traceback
 
-# First: XLA stops reading flags at a bare token (see run_sharded.py).
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 " + os.environ.get("XLA_FLAGS", "")
+from _checks import check, finish  # first: sets XLA's device count
+
 os.environ["KERAS_BACKEND"] = "jax"
 
 import jax  # noqa: E402
@@ -21,20 +19,7 @@ import numpy as np  # noqa: E402
 import warpinit._distributions as distributions  # noqa: E402
 import warpinit.keras as wk  # noqa: E402
 
-failures = []
 UNITS = (64, 96)  # Dense(96) on 64 inputs: the kernel splits 4 x 2 over the mesh
-
-
-def check(name):
-    def decorate(function):
-        try:
-            function()
-        except Exception:  # report every failing check, not just the first
-            failures.append(name)
-            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-        return function
-
-    return decorate
 
 
 def initializers():
@@ -177,5 +162,4 @@ def _():
         raise AssertionError("no TypeError")
 
 
-print("FAILED: " + ", ".join(failures) if failures else "OK")
-sys.exit(len(failures))
+finish()

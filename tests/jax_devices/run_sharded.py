@@ -5,13 +5,7 @@ check compares a sharded array with the unsharded one bit for bit; failures are 
 status is the number of failures.
 """
 
-import os
-import sys
-import traceback
-
-# First: XLA stops reading flags at a bare token such as "intra_op_parallelism_threads=2", which
-# thread-limiting recipes (and warpinit.bench.peers.set_threads) put in XLA_FLAGS.
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 " + os.environ.get("XLA_FLAGS", "")
+from _checks import check, finish  # first: sets XLA's device count
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -19,20 +13,6 @@ import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 import warpinit.jax as wj  # noqa: E402
-
-failures = []
-
-
-def check(name):
-    def decorate(function):
-        try:
-            function()
-        except Exception:  # report every failing check, not just the first
-            failures.append(name)
-            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-        return function
-
-    return decorate
 
 
 def same(a, b, label):
@@ -183,5 +163,4 @@ def _():
         same(jax.jit(jax.vmap(lambda k, init=init: init(k, (8, 6), out_sharding=sharding)))(keys), plain, "vmap jit")
 
 
-print(f"{len(failures)} failures" if failures else "OK", flush=True)
-sys.exit(len(failures))
+finish()
