@@ -22,6 +22,10 @@ Seeds: an int gives the same values on every call (any Python int; negative ones
 Whole models: ``deferred()`` builds a model without initializing its variables, and
 ``initialize(model, seed)`` fills them in batched kernel launches, each variable from a seed derived
 from the model seed and its structural path in the model (see ``initialize``).
+
+Distributions: under a ``keras.distribution`` (JAX backend) Keras passes the variable's ``layout`` to
+the initializer; each device then draws only its own block, bit for bit the same block of the
+undistributed tensor, and ``initialize`` does the same for the variables their layouts split.
 """
 
 from __future__ import annotations
