@@ -488,8 +488,8 @@ def initialize(model, seed=None, progress=None):
     (orthogonal stacks through ``warpinit.orthogonal``'s batched path), at most ``GROUP_BYTES`` at a
     time, and assigned into the variables, so peak memory stays close to the model's own size. Under
     a ``keras.distribution`` on JAX, a variable that its layout splits over devices is drawn shard by
-    shard, each device generating only its own block. Variables with other initializers keep their values (built model) or are initialized by their own
-    initializer (deferred model).
+    shard, each device generating only its own block. Variables with other initializers keep their
+    values (built model) or are initialized by their own initializer (deferred model).
 
     Args:
         model: a Keras layer or model, built or built under ``deferred()``.
