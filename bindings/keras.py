@@ -216,6 +216,9 @@ def _laid_out(kind, parameters, shape, dtype: str, seed: int, layout):
     from warpinit.kernels.philox import key_table
 
     if keras.backend.backend() != "jax":
+        if not isinstance(layout, keras.distribution.TensorLayout):  # checked before anything is drawn
+            raise TypeError(f"layout must be a keras.distribution.TensorLayout on the {keras.backend.backend()} "
+                            f"backend, got {type(layout).__name__}: {layout!r}")
         whole = _distributions.generate(kind, parameters, shape, dtype, key_table(seed, 0), _device())[0]
         return keras.distribution.distribute_tensor(_to_backend(whole, dtype), layout)
     from . import jax as warpinit_jax

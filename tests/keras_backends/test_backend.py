@@ -149,6 +149,11 @@ def test_large_variables_generated_in_place_stay_valid():
     np.testing.assert_allclose(q.T.astype("float64") @ q, np.eye(640), atol=2e-5)
 
 
+def test_a_layout_that_is_not_one_is_refused_naming_the_parameter():
+    with pytest.raises(TypeError, match="layout"):
+        wk.HeNormal(seed=1)((8, 8), layout="model")
+
+
 def test_empty_shapes():
     for initializer in (wk.RandomNormal(seed=1), wk.GlorotUniform(seed=2), wk.Orthogonal(seed=3)):
         tensor = initializer((0, 3))
