@@ -8,6 +8,7 @@ CPU results are NumPy arrays, CUDA results CuPy arrays on CuPy's current device 
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import numpy as np
@@ -95,6 +96,15 @@ def _as_cupy(function: str, out):
         f"{function}: out on the GPU must be a CuPy array or expose __cuda_array_interface__ or "
         f"DLPack, got {type(out).__name__}"
     )
+
+
+def aligned_empty(shape, dtype, alignment: int) -> np.ndarray:
+    """An uninitialized C-contiguous NumPy array whose data starts on an ``alignment``-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    offset = -raw.ctypes.data % alignment
+    return raw[offset: offset + nbytes].view(dtype).reshape(tuple(shape))
 
 
 def empty(device: str, shape: tuple[int, ...], dtype: np.dtype):

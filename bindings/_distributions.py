@@ -1,21 +1,24 @@
-"""The distributions every framework face draws, in one place.
+"""The distributions every framework face draws, and the fans they are scaled by: one vocabulary.
 
-A distribution is a ``(kind, parameters)`` pair:
+A ``Distribution`` is a ``(kind, params)`` pair with canonical parameters:
 
-- ``("uniform", (minval, maxval))``
+- ``("uniform", (minval, maxval))``: values in [minval, maxval)
 - ``("normal", (mean, stddev))``
-- ``("truncated_normal", (mean, stddev))``: bounds at +-2 standard deviations (Keras, TensorFlow, JAX),
-  or ``("truncated_normal", (mean, stddev, lower, upper))`` with bounds in standard deviations
-- ``("orthogonal", (gain,))``
-- ``("constant", (value,))``: a zero standard deviation
+- ``("truncated_normal", (mean, stddev, lower, upper))``: bounds in standard deviations around the
+  mean (Keras, TensorFlow and JAX use +-2)
+- ``("orthogonal", (gain,))``: a Haar (semi-)orthogonal matrix (Keras's flattening: rows =
+  prod(shape[:-1]); a face with another flattening passes the generation shape it wants)
+- ``("constant", (value,))``: every value equal (a zero standard deviation, zeros, ones)
 
 The Keras, PyTorch and JAX faces translate their initializers into these pairs (variance scaling
-through ``variance_scaling``) and draw K tensors at once through ``generate``.
+through ``variance_scaling``, fans through ``fans``), the whole-model engine groups by them, and
+``generate`` draws K tensors of one distribution at once.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,12 +28,74 @@ from . import _args, _devices
 # truncated distribution keeps the intended variance (the constant Keras, TensorFlow and JAX use).
 TRUNCATION_CORRECTION = 0.87962566103423978
 
+KINDS = ("uniform", "normal", "truncated_normal", "orthogonal", "constant")
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
 
 
-def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, fan_out: float, floor=1.0):
-    """(kind, parameters) of variance scaling: values with variance ``scale / fan``.
+class Distribution(NamedTuple):
+    """One distribution of the vocabulary: ``kind`` (one of ``KINDS``) and its canonical ``params``."""
+
+    kind: str
+    params: tuple
+
+    @property
+    def random(self) -> bool:
+        """Whether drawing it consumes random numbers (everything but constants)."""
+        return self.kind != "constant"
+
+
+def uniform(minval: float, maxval: float) -> Distribution:
+    return Distribution("uniform", (float(minval), float(maxval)))
+
+
+def normal(mean: float, stddev: float) -> Distribution:
+    """N(mean, stddev**2); a zero ``stddev`` is the constant ``mean``."""
+    if stddev == 0.0:
+        return constant(mean)
+    return Distribution("normal", (float(mean), abs(float(stddev))))
+
+
+def truncated_normal(mean: float, stddev: float, lower: float = -2.0, upper: float = 2.0) -> Distribution:
+    """N(mean, stddev**2) conditioned on [mean + lower * stddev, mean + upper * stddev]; a zero
+    ``stddev`` is the constant ``mean``."""
+    if stddev == 0.0:
+        return constant(mean)
+    return Distribution("truncated_normal", (float(mean), abs(float(stddev)), float(lower), float(upper)))
+
+
+def orthogonal(gain: float) -> Distribution:
+    return Distribution("orthogonal", (float(gain),))
+
+
+def constant(value: float) -> Distribution:
+    return Distribution("constant", (float(value),))
+
+
+def fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[float, float]:
+    """(fan_in, fan_out) of a weight ``shape`` of rank >= 2 (each face handles lower ranks its way).
+
+    The input and output sizes are the products of the ``in_axis`` and ``out_axis`` dimensions (an
+    int or a sequence of ints each); the receptive field, the product of the dimensions in none of
+    ``in_axis``, ``out_axis`` and ``batch_axis``, multiplies both. Keras (in_axis=-2, out_axis=-1),
+    PyTorch (in_axis=1, out_axis=0) and JAX (its own arguments) are all this formula; Keras's
+    explicit EinsumDense axes pass every other axis as ``batch_axis``.
+    """
+    shape = tuple(shape)
+
+    def axes(value):
+        return {value % len(shape)} if isinstance(value, int) else {axis % len(shape) for axis in value}
+
+    inputs, outputs, batch = axes(in_axis), axes(out_axis), axes(batch_axis)
+    receptive = math.prod(n for axis, n in enumerate(shape) if axis not in inputs | outputs | batch)
+    fan_in = math.prod(shape[axis] for axis in inputs) * receptive
+    fan_out = math.prod(shape[axis] for axis in outputs) * receptive
+    return float(fan_in), float(fan_out)
+
+
+def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, fan_out: float,
+                     floor=1.0) -> Distribution:
+    """Variance scaling: values with variance ``scale / fan``.
 
     ``mode`` picks fan = fan_in, fan_out, their mean ("fan_avg") or their geometric mean
     ("fan_geo_avg"), floored at ``floor`` (Keras floors at 1; None: no floor, as JAX);
@@ -45,11 +110,11 @@ def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, 
     fan = float(fan) if floor is None else max(float(floor), float(fan))
     variance = float(scale) / fan
     if distribution == "truncated_normal":
-        return "truncated_normal", (0.0, math.sqrt(variance) / TRUNCATION_CORRECTION)
+        return truncated_normal(0.0, math.sqrt(variance) / TRUNCATION_CORRECTION)
     if distribution in ("untruncated_normal", "normal"):
-        return "normal", (0.0, math.sqrt(variance))
+        return normal(0.0, math.sqrt(variance))
     limit = math.sqrt(3.0 * variance)
-    return "uniform", (-limit, limit)
+    return uniform(-limit, limit)
 
 
 def numpy_dtype(dtype) -> np.dtype:
@@ -57,22 +122,46 @@ def numpy_dtype(dtype) -> np.dtype:
     return _args.dtype("warpinit", dtype, None)
 
 
-def plan_of(kind: str, parameters, dtype: np.dtype):
-    """The kernel plan of a sampling distribution (not "orthogonal" or "constant")."""
+def plan_of(distribution, dtype: np.dtype):
+    """The kernel plan of a sampling distribution (not "orthogonal" or "constant"); ValueError when
+    ``dtype`` cannot hold it (bounds or scales not representable, no value in the interval)."""
     from warpinit.kernels import plan
 
+    kind, params = distribution
     if kind == "uniform":
-        return plan.uniform(*parameters, dtype)
+        return plan.uniform(*params, dtype)
     if kind == "normal":
-        return plan.normal(*parameters, dtype)
+        return plan.normal(*params, dtype)
     if kind == "truncated_normal":
-        bounds = tuple(parameters[2:]) or (-2.0, 2.0)
-        return plan.truncated_normal(parameters[0], parameters[1], *bounds, dtype)
+        bounds = tuple(params[2:]) or (-2.0, 2.0)
+        return plan.truncated_normal(params[0], params[1], *bounds, dtype)
     raise ValueError(f"plan_of: no sampling plan for the distribution kind {kind!r}")
 
 
-def generate(kind: str, parameters, shape, dtype, keys, device: str, result=None):
-    """K tensors of the distribution: ``result[k]`` (shape ``shape``) drawn with row k of the key
+def check(distribution, dtype) -> None:
+    """Raise ValueError when ``dtype`` cannot hold ``distribution`` (run before anything is drawn)."""
+    dtype = numpy_dtype(dtype)
+    kind, params = distribution
+    if kind not in KINDS:
+        raise ValueError(f"unknown distribution kind {kind!r}; expected one of {KINDS}")
+    if kind in ("uniform", "normal", "truncated_normal"):
+        plan_of(distribution, dtype)
+    elif not math.isfinite(params[0]):
+        raise ValueError(f"{kind}: {'gain' if kind == 'orthogonal' else 'value'} must be finite, got {params[0]!r}")
+
+
+def workspace_bytes(distribution, shape, dtype, count: int) -> int:
+    """Bytes that drawing ``count`` tensors of ``shape`` takes at its peak, results included."""
+    dtype = numpy_dtype(dtype)
+    if distribution[0] == "orthogonal":
+        from . import _orthogonal
+
+        return _orthogonal.workspace_bytes(tuple(shape), dtype, count) if math.prod(shape) else 0
+    return count * math.prod(shape) * dtype.itemsize
+
+
+def generate(distribution, shape, dtype, keys, device: str, result=None):
+    """K tensors of ``distribution``: ``result[k]`` (shape ``shape``) drawn with row k of the key
     table ``keys`` (``warpinit.kernels.philox.key_table``, uint64 (K, 3)).
 
     ``dtype`` is a float dtype name or type, ``device`` "cpu" or "cuda" (already resolved),
@@ -81,21 +170,22 @@ def generate(kind: str, parameters, shape, dtype, keys, device: str, result=None
     """
     from warpinit import _orthogonal, _sampling
 
+    kind, params = distribution
     dtype = numpy_dtype(dtype)
     shape = tuple(shape)
     if result is None:
         result = _devices.empty(device, (len(keys), *shape), dtype)
     if kind == "orthogonal":
-        _orthogonal.generate(shape, parameters[0], dtype, keys, device, result)
+        _orthogonal.generate(shape, params[0], dtype, keys, device, result)
     elif kind == "constant":
-        result[...] = parameters[0]
+        result[...] = params[0]
     else:
-        _sampling.generate(plan_of(kind, parameters, dtype), shape, keys, device, result)
+        _sampling.generate(plan_of(distribution, dtype), shape, keys, device, result)
     return result
 
 
-def generate_block(kind: str, parameters, shape, dtype, seed: int, ranges, device: str, cache=None):
-    """The block ``ranges`` ((start, stop) per axis) of ``generate(kind, parameters, shape, dtype,
+def generate_block(distribution, shape, dtype, seed: int, ranges, device: str, cache=None):
+    """The block ``ranges`` ((start, stop) per axis) of ``generate(distribution, shape, dtype,
     key_table(seed, 0), device)[0]``, as a new C-contiguous array on ``device``.
 
     The samplers draw only the block's values (the counter contract makes them equal to the whole
@@ -105,19 +195,20 @@ def generate_block(kind: str, parameters, shape, dtype, seed: int, ranges, devic
     from warpinit import _sampling
     from warpinit.kernels.philox import key_table
 
+    kind, params = distribution
     dtype = numpy_dtype(dtype)
     shape = tuple(shape)
     index = tuple(slice(start, stop) for start, stop in ranges)
     if kind == "orthogonal":
         whole = None if cache is None else cache.get("orthogonal")
         if whole is None:
-            whole = generate(kind, parameters, shape, dtype, key_table(seed, 0), device)[0]
+            whole = generate(distribution, shape, dtype, key_table(seed, 0), device)[0]
             if cache is not None:
                 cache["orthogonal"] = whole
         return whole[index].copy()
     result = _devices.empty(device, tuple(stop - start for start, stop in ranges), dtype)
     if kind == "constant":
-        result[...] = parameters[0]
+        result[...] = params[0]
     else:
-        _sampling.generate_block(plan_of(kind, parameters, dtype), shape, index, key_table(seed, 0), device, result)
+        _sampling.generate_block(plan_of(distribution, dtype), shape, index, key_table(seed, 0), device, result)
     return result

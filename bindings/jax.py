@@ -86,7 +86,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without JAX
     raise ImportError("warpinit.jax needs JAX: pip install 'warpinit[jax]'") from error
 
-from . import _args, _devices, _distributions, _orthogonal
+from . import _args, _devices, _distributions, _jax_arrays, _orthogonal
 
 __all__ = [
     "KEY_TAG", "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "kaiming_normal",
@@ -104,8 +104,6 @@ KEY_TAG = 0x4A41_5850_524E_474B
 _MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 _FLOATS = "float16, bfloat16, float32 or float64"
-# XLA's CPU client adopts a host buffer aligned to this many bytes instead of copying it.
-_ALIGNMENT = 64
 
 
 # Distributions -------------------------------------------------------------------------------------
@@ -284,35 +282,13 @@ def seed_of(key) -> int:
 # Host generation -----------------------------------------------------------------------------------
 
 
-def _ranges(shape, index) -> tuple[tuple[int, int], ...]:
-    """(start, stop) per axis of a block given by slices (step 1); None covers the whole tensor."""
-    if index is None:
-        return tuple((0, n) for n in shape)
-    index = tuple(index) + (slice(None),) * (len(shape) - len(tuple(index)))
-    result = []
-    for entry, n in zip(index, shape):
-        start, stop, _ = entry.indices(n)
-        result.append((start, max(start, stop)))
-    return tuple(result)
-
-
-def _empty(device: str, shape, dtype: np.dtype):
-    """An uninitialised array: on the CPU aligned so that ``jax.device_put`` takes it without a copy."""
-    if device != "cpu":
-        return _devices.empty(device, tuple(shape), dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + _ALIGNMENT, dtype=np.uint8)
-    offset = -raw.ctypes.data % _ALIGNMENT
-    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
-
-
 def _draw_block(draw: _Draw, shape, dtype, seed: int, ranges, device: str, cache=None):
     """The block ``ranges`` of the tensor (NumPy on the CPU, CuPy on CUDA), C-contiguous."""
     import warpinit as wi
 
     if draw.kind == "orthogonal":
         return _orthogonal_block(draw, shape, dtype, seed, ranges, device, cache)
-    out = _empty(device, tuple(stop - start for start, stop in ranges), dtype)
+    out = _jax_arrays.empty(device, tuple(stop - start for start, stop in ranges), dtype)
     if draw.kind == "zeros":
         out[...] = 0
         return out
@@ -337,7 +313,7 @@ def _orthogonal_block(draw: _Draw, shape, dtype, seed, ranges, device, cache):
     whole = cache.get(members) if cache is not None else None
     if whole is None:
         counts = tuple(stop - start for start, stop in members)
-        stacked = _empty(device, counts + matrix, dtype)
+        stacked = _jax_arrays.empty(device, counts + matrix, dtype)
         flat = stacked.reshape((math.prod(counts), *matrix))
         if batch_dims:
             (last_start, last_stop), done = members[-1], 0
@@ -356,7 +332,7 @@ def _orthogonal_block(draw: _Draw, shape, dtype, seed, ranges, device, cache):
     if all(bounds == (0, n) for bounds, n in zip(inner, shape[batch_dims:])) and whole.flags.c_contiguous:
         return whole
     view = whole[(slice(None),) * batch_dims + tuple(slice(start, stop) for start, stop in inner)]
-    block = _empty(device, view.shape, dtype)
+    block = _jax_arrays.empty(device, view.shape, dtype)
     block[...] = view
     return block
 
@@ -434,59 +410,14 @@ def _shard_map():
     return function, check
 
 
-def _jax_device_kind(device) -> str:
-    """The warpinit device that fills a JAX device's buffers directly."""
-    return "cuda" if device.platform == "gpu" and _devices.cuda_usable() else "cpu"
-
-
-def _to_jax(array, device=None):
-    """A jax.Array holding ``array``: NumPy through ``device_put``, CuPy through DLPack (no copy)."""
-    if isinstance(array, np.ndarray):
-        return jax.device_put(array, device)
-    return jax.dlpack.from_dlpack(array)
-
-
-def _on_gpu(device):
-    """A context that makes CuPy allocate on a JAX GPU device."""
-    import cupy
-
-    ordinal = getattr(device, "local_hardware_id", None)
-    return cupy.cuda.Device(device.id if ordinal is None else ordinal)
-
-
 def _eager(draw, shape, dtype, seed, sharding):
     if sharding is None:
-        ranges = _ranges(shape, None)
+        ranges = _jax_arrays.ranges(shape, None)
         if jax.default_backend() == "gpu" and _devices.cuda_usable():  # CuPy's current device
-            return _to_jax(_draw_block(draw, shape, dtype, seed, ranges, "cuda"))
+            return _jax_arrays.to_jax(_draw_block(draw, shape, dtype, seed, ranges, "cuda"))
         return jax.device_put(_draw_block(draw, shape, dtype, seed, ranges, "cpu"))
-    return assemble(shape, dtype, sharding,
+    return _jax_arrays.assemble(shape, dtype, sharding,
                     lambda ranges, device, cache: _draw_block(draw, shape, dtype, seed, ranges, device, cache))
-
-
-def assemble(shape, dtype, sharding, block):
-    """A ``jax.Array`` of ``shape`` and ``dtype`` laid out as ``sharding``, each device holding only
-    the block it needs: ``block(ranges, device, cache)`` returns the block ``ranges`` ((start, stop)
-    per axis) as NumPy (device "cpu") or CuPy ("cuda"); ``cache`` is a dict shared by the blocks drawn
-    on one device. On GPUs each shard is drawn on its own GPU and stays there; on the host a block
-    held by several devices is drawn once. (Also used by ``warpinit.keras`` for Keras layouts.)"""
-    indices = sharding.addressable_devices_indices_map(tuple(shape))
-    if any(_jax_device_kind(device) == "cuda" for device in indices):
-        arrays, caches = [], {}
-        for device, index in indices.items():  # each device's shard drawn on that GPU, kept there
-            with _on_gpu(device):
-                cache = caches.setdefault(device, {})
-                arrays.append(_to_jax(block(_ranges(shape, index), "cuda", cache)))
-        return jax.make_array_from_single_device_arrays(tuple(shape), sharding, arrays)
-    cache, blocks = {}, {}
-
-    def host_block(index):
-        ranges = _ranges(shape, index)
-        if ranges not in blocks:
-            blocks[ranges] = block(ranges, "cpu", cache)
-        return blocks[ranges]
-
-    return jax.make_array_from_callback(tuple(shape), sharding, host_block, dtype=dtype)
 
 
 def _traced(draw, shape, dtype, words, sharding):
@@ -712,6 +643,8 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
     def make_draw(shape, dtype):
         fan_in, fan_out = _compute_fans(shape, in_axis, out_axis, batch_axis) if math.prod(shape) else (1.0, 1.0)
         kind, parameters = _distributions.variance_scaling(scale, mode, distribution, fan_in, fan_out, floor=None)
+        if kind == "constant":  # a zero variance
+            return _Draw(function, "zeros", ())
         if kind == "uniform":
             limit = parameters[1]
             draw = _Draw(function, "uniform", (-limit, limit)) if limit else _Draw(function, "zeros", ())

@@ -354,7 +354,8 @@ def _as_tensor(array):
 
 def _generate(spec: _Spec, dtype: np.dtype, keys, device: str, result=None):
     """``result`` (K, *spec.shape) filled with K tensors of ``spec``, member k from row k of ``keys``."""
-    return _distributions.generate(spec.kind, spec.params, spec.shape, dtype, keys, device, result)
+    return _distributions.generate(_distributions.Distribution(spec.kind, spec.params), spec.shape, dtype, keys, device,
+                                  result)
 
 
 def _bytes_needed(spec: _Spec, dtype: np.dtype, count: int) -> int:

@@ -22,10 +22,11 @@ BLOCKS = [((0, 24), (0, 40)), ((6, 12), (10, 30)), ((23, 24), (0, 40)), ((5, 5),
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_block_equals_the_same_block_of_the_whole(kind, parameters, dtype):
     shape, seed = (24, 40), 2**63 + 12345
-    whole = distributions.generate(kind, parameters, shape, dtype, key_table(seed, 0), "cpu")[0]
+    distribution = distributions.Distribution(kind, parameters)
+    whole = distributions.generate(distribution, shape, dtype, key_table(seed, 0), "cpu")[0]
     cache = {}
     for ranges in BLOCKS:
-        block = distributions.generate_block(kind, parameters, shape, dtype, seed, ranges, "cpu", cache)
+        block = distributions.generate_block(distribution, shape, dtype, seed, ranges, "cpu", cache)
         assert block.dtype == whole.dtype and block.flags.c_contiguous
         expected = whole[tuple(slice(start, stop) for start, stop in ranges)]
         np.testing.assert_array_equal(block.view(np.uint8), np.ascontiguousarray(expected).view(np.uint8))
@@ -34,8 +35,9 @@ def test_block_equals_the_same_block_of_the_whole(kind, parameters, dtype):
 
 def test_block_of_a_3d_tensor_and_another_seed_differs():
     shape = (4, 6, 8)
-    whole = distributions.generate("normal", (0.0, 1.0), shape, "float32", key_table(7, 0), "cpu")[0]
-    block = distributions.generate_block("normal", (0.0, 1.0), shape, "float32", 7, ((1, 3), (0, 6), (2, 5)), "cpu")
+    normal = distributions.normal(0.0, 1.0)
+    whole = distributions.generate(normal, shape, "float32", key_table(7, 0), "cpu")[0]
+    block = distributions.generate_block(normal, shape, "float32", 7, ((1, 3), (0, 6), (2, 5)), "cpu")
     np.testing.assert_array_equal(block, whole[1:3, :, 2:5])
-    other = distributions.generate_block("normal", (0.0, 1.0), shape, "float32", 8, ((1, 3), (0, 6), (2, 5)), "cpu")
+    other = distributions.generate_block(normal, shape, "float32", 8, ((1, 3), (0, 6), (2, 5)), "cpu")
     assert not np.array_equal(block, other)

@@ -4,6 +4,7 @@ Keras's, exact truncation, seeds, and initialize(); plus one subprocess per Kera
 import importlib.util
 import inspect
 import json
+import logging
 import math
 import os
 import subprocess
@@ -18,6 +19,8 @@ import warpinit as wi
 
 keras = pytest.importorskip("keras")
 wk = pytest.importorskip("warpinit.keras")
+from warpinit import _whole_model  # noqa: E402
+from warpinit._keras_initializers import compute_fans  # noqa: E402
 
 TESTS = Path(__file__).parent
 RANDOM = ["RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling", "GlorotNormal", "GlorotUniform",
@@ -103,7 +106,7 @@ def test_variance_scaling_statistics_match_keras(mode, distribution, shape, inpu
     kwargs = dict(scale=1.7, mode=mode, distribution=distribution, input_axes=input_axes, output_axes=output_axes)
     ours = np.asarray(wk.VarianceScaling(seed=1, **kwargs)(shape), dtype=np.float64).ravel()
     theirs = np.asarray(keras.initializers.VarianceScaling(seed=1, **kwargs)(shape), dtype=np.float64).ravel()
-    fan_in, fan_out = wk._compute_fans(shape, input_axes, output_axes)
+    fan_in, fan_out = compute_fans(shape, input_axes, output_axes)
     fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     target = math.sqrt(1.7 / max(1.0, fan))
     # The fourth moment of each law bounds the standard error of the sample standard deviation.
@@ -148,38 +151,56 @@ def _model():
     ])
 
 
-def test_initialize_is_independent_of_grouping_and_names():
+def test_initialize_is_independent_of_grouping_and_names(monkeypatch, caplog):
     a, b = _model(), _model()  # the second gets other auto-numbered names
     assert a.layers[0].name != b.layers[0].name
-    seed = wk.initialize(a, seed=-3)
+    with caplog.at_level(logging.WARNING, logger="warpinit.keras"):
+        seed = wk.initialize(a, seed=2**64 - 3, unsupported="keep")
     assert seed == 2**64 - 3
-    original = wk.GROUP_BYTES
-    try:
-        wk.GROUP_BYTES = 1  # one variable per launch
-        wk.initialize(b, seed=-3)
-    finally:
-        wk.GROUP_BYTES = original
+    # The custom initializer is kept, and said so, naming the variable.
+    assert a.layers[3].kernel.path in caplog.text and "kept Keras's own initialization" in caplog.text
+    monkeypatch.setattr(_whole_model, "SCRATCH_BYTES", 1)  # one variable per launch
+    wk.initialize(b, seed=2**64 - 3, unsupported="keep")
     for x, y in zip(a.weights, b.weights):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # Same distribution and shape: the two orthogonal layers differ (own seeds) but both are orthogonal.
     first, second = np.asarray(a.layers[0].kernel), np.asarray(a.layers[1].kernel) / 0.5
     assert not np.allclose(first, second)
     np.testing.assert_allclose(second.T @ second, np.eye(24), atol=1e-5)
-    # Other initializers keep Keras's values: ones and the custom constant.
+    # Ones are drawn as the constant they are; the custom constant keeps Keras's values.
     np.testing.assert_array_equal(np.asarray(a.layers[2].bias), np.ones(16, np.float32))
     np.testing.assert_array_equal(np.asarray(a.layers[3].kernel), np.full((16, 16), 0.125, np.float32))
-    assert not np.array_equal(np.asarray(a.layers[0].kernel), np.asarray(_initialized(_model(), 4).layers[0].kernel))
+    assert not np.array_equal(np.asarray(a.layers[0].kernel),
+                              np.asarray(_initialized(_model(), 4, unsupported="keep").layers[0].kernel))
 
 
-def _initialized(model, seed):
-    wk.initialize(model, seed=seed)
+def test_initialize_refuses_unknown_initializers_and_bad_seeds_before_assigning_anything():
+    model = _model()
+    before = [np.asarray(w).copy() for w in model.weights]
+    with pytest.raises(ValueError, match=r"cannot draw 1 variable.*kernel.*unsupported='keep'"):
+        wk.initialize(model, seed=1)
+    for seed, error in ((-3, ValueError), (2**64, ValueError), (1.5, TypeError), ("1", TypeError)):
+        with pytest.raises(error, match="seed"):
+            wk.initialize(model, seed=seed, unsupported="keep")
+    with pytest.raises(ValueError, match="unsupported"):
+        wk.initialize(model, seed=1, unsupported="skip")
+    with pytest.raises(TypeError, match="model"):
+        wk.initialize([model], seed=1)
+    for x, y in zip(before, model.weights):  # nothing was assigned
+        np.testing.assert_array_equal(x, np.asarray(y))
+    with pytest.raises(ValueError, match="not built"):
+        wk.initialize(keras.Sequential([keras.layers.Dense(3)]), seed=1)
+
+
+def _initialized(model, seed, **options):
+    wk.initialize(model, seed=seed, **options)
     return model
 
 
 def test_initialize_draws_the_documented_seed():
     from warpinit.kernels.philox import derive_seed
 
-    model = _initialized(_model(), 99)
+    model = _initialized(_model(), 99, unsupported="keep")
     kernel = np.asarray(model.layers[0].kernel)
     expected = wi.orthogonal((24, 24), seed=derive_seed(99, wk.path_tag("0/0")), device="cpu")
     np.testing.assert_array_equal(kernel, expected)
@@ -197,7 +218,10 @@ def test_deferred_runs_no_keras_initializer_and_initialize_fills_everything():
                                   keras.layers.Dense(3, kernel_initializer=counting)])
         model(np.ones((1, 8), "float32"))  # a symbolic-style call during the build sees placeholders
     assert calls == []
-    wk.initialize(model, seed=1)
+    with pytest.raises(ValueError, match="counting"):
+        wk.initialize(model, seed=1)
+    assert calls == [] and model.layers[0].kernel._value is None  # nothing assigned
+    wk.initialize(model, seed=1, unsupported="keep")
     assert calls == [(8, 3)]  # the custom initializer ran once, the normal way
     np.testing.assert_array_equal(np.asarray(model.layers[1].kernel), np.full((8, 3), 0.5, "float32"))
     q = np.asarray(model.layers[0].kernel)
@@ -205,7 +229,7 @@ def test_deferred_runs_no_keras_initializer_and_initialize_fills_everything():
 
 
 def test_initialize_rejects_bad_seed():
-    with pytest.raises(TypeError, match="initialize: seed must be an int or None"):
+    with pytest.raises(TypeError, match=r"initialize: seed must be an int in \[0, 2\*\*64\) or None"):
         wk.initialize(_model(), seed=1.5)
 
 
@@ -248,10 +272,10 @@ def test_called_with_keywords_as_keras_does():
 
 
 def test_progress_bar(capsys):
-    wk.initialize(_model(), seed=1, progress=True)
+    wk.initialize(_model(), seed=1, progress=True, unsupported="keep")
     err = capsys.readouterr().err
     assert "warpinit: [" in err and "MiB" in err and err.endswith("\n")
-    wk.initialize(_model(), seed=1, progress=False)
+    wk.initialize(_model(), seed=1, progress=False, unsupported="keep")
     assert capsys.readouterr().err == ""
 
 

@@ -67,9 +67,9 @@ def record_blocks():
     calls = []
     original = distributions.generate_block
 
-    def recording(kind, parameters, shape, dtype, seed, ranges, device, cache=None):
-        calls.append((kind, tuple(stop - start for start, stop in ranges), tuple(shape)))
-        return original(kind, parameters, shape, dtype, seed, ranges, device, cache)
+    def recording(distribution, shape, dtype, seed, ranges, device, cache=None):
+        calls.append((distribution.kind, tuple(stop - start for start, stop in ranges), tuple(shape)))
+        return original(distribution, shape, dtype, seed, ranges, device, cache)
 
     distributions.generate_block = recording
     return calls, original
@@ -106,9 +106,14 @@ def _():
             wk.initialize(built, seed=9)
     finally:
         distributions.generate_block = original
-    # Each kernel as 8 blocks of a 4 x 2 split, one per device (the biases are Zeros: Keras's own).
-    assert len(calls) == 8 * len(initializers()), calls
-    assert all(block == (shape[0] // 4, shape[1] // 2) for _, block, shape in calls), calls
+    # Each kernel as 8 blocks of a 4 x 2 split, one per device; each Zeros bias as the 2 blocks of its
+    # split (a block several devices hold is made once).
+    kernels = [call for call in calls if call[0] != "constant"]
+    biases = [call for call in calls if call[0] == "constant"]
+    assert len(kernels) == 8 * len(initializers()), calls
+    assert all(block == (shape[0] // 4, shape[1] // 2) for _, block, shape in kernels), calls
+    assert len(biases) == 2 * len(initializers()), calls
+    assert all(block == (shape[0] // 2,) for _, block, shape in biases), calls
     reference = model()
     wk.initialize(reference, seed=9)
     assert_sharded_over_8(built)
