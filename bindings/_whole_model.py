@@ -47,7 +47,8 @@ class Request(NamedTuple):
     distribution: a ``_distributions.Distribution``.
     shape: the shape generated (for orthogonal, the matrix stack the tensor is viewed as).
     dtype: the NumPy dtype generated (float16, bfloat16, float32 or float64).
-    device: "cpu" or "cuda": where it is generated.
+    device: where the destination lives, as the face names it (hashable; ``Adapter.compute`` maps it
+        to the warpinit device, "cpu" or "cuda", that generates its values).
     target: the face's handle on the destination, passed back to the adapter.
     """
 
@@ -55,16 +56,21 @@ class Request(NamedTuple):
     distribution: _distributions.Distribution
     shape: tuple
     dtype: np.dtype
-    device: str
+    device: object
     target: object
 
 
 class Adapter:
-    """How a face hands values to its framework's tensors; the engine calls these two methods."""
+    """How a face hands values to its framework's tensors: ``destination`` and ``install``, and
+    optionally where a device's values are generated."""
+
+    def compute(self, device) -> str:
+        """The warpinit device ("cpu" or "cuda") that generates values for ``device``."""
+        return device
 
     def destination(self, request: Request):
         """(handle, view): ``view`` a writable C-contiguous array of ``request.shape`` and ``dtype``
-        on ``request.device`` whose memory will belong to the destination alone once
+        on ``compute(request.device)`` whose memory will belong to the destination alone once
         ``install(request, handle)`` has run."""
         raise NotImplementedError
 
@@ -72,8 +78,8 @@ class Adapter:
         """Make the values written into ``destination(request)``'s view the destination's own."""
         raise NotImplementedError
 
-    def device_context(self, device: str):
-        """A context manager around the generation on ``device`` (e.g. a CUDA stream)."""
+    def device_context(self, device):
+        """A context manager around the generation for ``device`` (e.g. its CUDA stream)."""
         import contextlib
 
         return contextlib.nullcontext()
@@ -104,7 +110,8 @@ def run(requests, seed: int, adapter: Adapter, *, function: str = "initialize", 
         groups.setdefault(key, []).append(request)
     plans = [(key, members, _chunk_size(key, members)) for key, members in groups.items()]
     for (distribution, shape, dtype, device), members, chunk in plans:
-        _devices.check_memory(function, device, _distributions.workspace_bytes(distribution, shape, dtype, chunk))
+        _devices.check_memory(function, adapter.compute(device),
+                              _distributions.workspace_bytes(distribution, shape, dtype, chunk))
 
     total = sum(len(members) * math.prod(shape) * dtype.itemsize
                 for (distribution, shape, dtype, _), members, _ in plans if distribution.random)
@@ -112,7 +119,7 @@ def run(requests, seed: int, adapter: Adapter, *, function: str = "initialize", 
     try:
         for key, members, chunk in plans:
             with adapter.device_context(key[3]):
-                _run_group(key, members, chunk, seed, adapter, bar)
+                _run_group(key, members, chunk, seed, adapter, adapter.compute(key[3]), bar)
     finally:
         if bar:
             bar.close()
@@ -131,10 +138,10 @@ def _chunk_size(key, members) -> int:
     return max(1, min(len(members), SCRATCH_BYTES // max(1, per_member)))
 
 
-def _run_group(key, members, chunk, seed, adapter, bar) -> None:
+def _run_group(key, members, chunk, seed, adapter, device, bar) -> None:
     from warpinit.kernels.philox import key_table
 
-    distribution, shape, dtype, device = key
+    distribution, shape, dtype, _ = key
     member_bytes = math.prod(shape) * dtype.itemsize
     seeds = [_seeds.tensor_seed(seed, request.path) for request in members]
     if chunk == 1:

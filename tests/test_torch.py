@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 import warpinit as wi  # noqa: E402
 import warpinit.torch as wt  # noqa: E402
+from warpinit import _whole_model  # noqa: E402
 
 nn = torch.nn
 ALPHA = 1e-3
@@ -406,12 +407,12 @@ def test_grouping_does_not_change_values(monkeypatch):
 
     batched = stack()
     wt.initialize(batched, seed=4)
-    monkeypatch.setattr(wt, "DIRECT_BYTES", 1)  # every parameter straight into its storage
+    monkeypatch.setattr(_whole_model, "DIRECT_BYTES", 1)  # every parameter straight into its storage
     direct = stack()
     wt.initialize(direct, seed=4)
     assert states_equal(batched, direct)
-    monkeypatch.setattr(wt, "DIRECT_BYTES", 1 << 30)
-    monkeypatch.setattr(wt, "GROUP_BYTES", 32 * 32 * 4 * 2)  # chunks of two weights
+    monkeypatch.setattr(_whole_model, "DIRECT_BYTES", 1 << 30)
+    monkeypatch.setattr(_whole_model, "SCRATCH_BYTES", 32 * 32 * 4 * 2)  # chunks of two weights
     chunked = stack()
     wt.initialize(chunked, seed=4)
     assert states_equal(batched, chunked)
