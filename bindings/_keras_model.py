@@ -75,13 +75,27 @@ def _classify(path, variable) -> _Variable:
     distribution = _keras_initializers.distribution_of(initializer, shape)
     if distribution is None:
         name = getattr(initializer, "__qualname__", None) or type(initializer).__name__
-        if isinstance(initializer, _DETERMINISTIC):
+        if isinstance(initializer, _DETERMINISTIC) or _constant_composite(initializer):
             return _Variable(path, variable, "own", None, name)
         return _Variable(path, variable, "unknown", None, f"initializer {name}, which warpinit cannot draw")
     if distribution.kind == "orthogonal" and len(shape) < 2:
         raise ValueError(f"initialize: variable {variable.path!r} ({path}) has an Orthogonal initializer and shape "
                          f"{shape}; orthogonal needs at least two dimensions")
     return _Variable(path, variable, "draw", distribution, "")
+
+
+def _constant_composite(initializer) -> bool:
+    """Whether ``initializer`` is one of Keras's own closures that concatenate other initializers
+    (LSTMCell's bias with ``unit_forget_bias``: bias_initializer, ones, bias_initializer) and all it
+    concatenates are constants - so that Keras's own values are exact."""
+    if getattr(initializer, "__qualname__", "") != "LSTMCell.build.<locals>.bias_initializer":
+        return False
+    cells = [cell.cell_contents for cell in initializer.__closure__ or ()
+             if isinstance(cell.cell_contents, keras.layers.LSTMCell)]
+    if len(cells) != 1:
+        return False
+    part = _keras_initializers.distribution_of(cells[0].bias_initializer, (cells[0].units,))
+    return part is not None and not part.random
 
 
 class _Adapter(_whole_model.Adapter):

@@ -60,10 +60,10 @@ def _replace_initializer(args, kwargs, initializer):
 def _record(variable, initializer) -> None:
     key = id(variable)
 
-    def forget(reference, key=key):
-        entry = _CREATED.get(key)
+    def forget(reference, key=key, table=_CREATED):  # the table bound here: it outlives module teardown
+        entry = table.get(key)
         if entry is not None and entry[0] is reference:
-            del _CREATED[key]
+            del table[key]
 
     try:
         reference = weakref.ref(variable, forget)
