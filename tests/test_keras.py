@@ -313,3 +313,16 @@ def test_layouts_benchmark_runs():
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["devices"] == 8 and (report["rows"], report["units"]) == (64, 32)
     assert len(report["keras"]) == len(report["warpinit"]) == 2 and min(report["keras"] + report["warpinit"]) > 0
+
+
+def test_initialize_checks_memory_before_assigning_anything(monkeypatch):
+    from warpinit import _devices
+
+    model = keras.Sequential([keras.Input((64,))] + [keras.layers.Dense(64, kernel_initializer="orthogonal")
+                                                     for _ in range(4)])
+    before = [np.asarray(w).copy() for w in model.weights]
+    monkeypatch.setattr(_devices, "_total_memory", lambda device: 1000)  # a device of 1000 bytes
+    with pytest.raises(MemoryError, match="initialize"):
+        wk.initialize(model, seed=1)
+    for x, y in zip(before, model.weights):
+        np.testing.assert_array_equal(x, np.asarray(y))
