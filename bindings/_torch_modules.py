@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-import math
-import warnings
+import threading
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from . import _args, _devices, _distributions, _seeds, _torch_tensors, _whole_model
-from ._torch_init import BUILDERS, NAMES, fans, kaiming_uniform_, normal_, uniform_, xavier_normal_, xavier_uniform_
+from . import _args, _devices, _distributions, _seeds, _torch_tensors
+from ._torch_init import BUILDERS, NAMES
 from ._torch_tensors import FLOATS, Fill
 
 
@@ -116,53 +116,27 @@ def _stock(module, cls, method="reset_parameters") -> bool:
     return isinstance(module, cls) and getattr(type(module), method, None) is getattr(cls, method)
 
 
-def _default(function, **arguments) -> _Initializer:
-    return _Initializer("fill", function, tuple(arguments.items()))
-
-
-_KAIMING_SQRT5 = _default(kaiming_uniform_, a=math.sqrt(5))
-
-
-def _fan_in_bound(weight) -> float:
-    fan_in, _ = fans(tuple(weight.shape))
-    return 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-
-
-def _rules(module):
-    """The parameters a module's own ``reset_parameters`` initializes, as
-    (owner, attribute, role, default initializer), with the modules it also covers - or None when
-    warpinit does not know the module's initialization."""
+def _covered(module):
+    """The weights and biases of the layers ``weight=``/``bias=`` override, as (owner, attribute, role),
+    with the submodules they also cover - or None for other modules."""
     nn = torch.nn
-    if _stock(module, nn.Linear) or _stock(module, nn.modules.conv._ConvNd):
-        bound = _fan_in_bound(module.weight)
-        return [(module, "weight", "weight", _KAIMING_SQRT5),
-                (module, "bias", "bias", _default(uniform_, a=-bound, b=bound))], ()
-    if _stock(module, nn.Bilinear):
-        bound = 1 / math.sqrt(module.weight.size(1)) if module.weight.size(1) > 0 else 0
-        uniform = _default(uniform_, a=-bound, b=bound)
-        return [(module, "weight", "weight", uniform), (module, "bias", "bias", uniform)], ()
+    if _stock(module, nn.Linear) or _stock(module, nn.modules.conv._ConvNd) or _stock(module, nn.Bilinear):
+        return [(module, "weight", "weight"), (module, "bias", "bias")], ()
     if _stock(module, nn.Embedding) or _stock(module, nn.EmbeddingBag):
-        return [(module, "weight", "weight", _default(normal_))], ()
+        return [(module, "weight", "weight")], ()
     if _stock(module, nn.modules.rnn.RNNBase) or _stock(module, nn.modules.rnn.RNNCellBase):
-        bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
-        uniform = _default(uniform_, a=-bound, b=bound)
-        return [(module, name, "weight" if name.startswith("weight") else "bias", uniform)
+        return [(module, name, "weight" if name.startswith("weight") else "bias")
                 for name, _ in module.named_parameters(recurse=False)], ()
     if _stock(module, nn.MultiheadAttention, "_reset_parameters"):
-        xavier, zero = _default(xavier_uniform_), _Initializer("constant", 0.0)
         out = module.out_proj
-        entries = [(module, name, "weight", xavier) for name in ("in_proj_weight", "q_proj_weight",
-                                                                   "k_proj_weight", "v_proj_weight")]
-        entries += [(module, "in_proj_bias", "bias", zero),
-                    (out, "weight", "weight", _KAIMING_SQRT5),
-                    (out, "bias", "bias", zero),  # present exactly when in_proj_bias is
-                    (module, "bias_k", None, _default(xavier_normal_)),
-                    (module, "bias_v", None, _default(xavier_normal_))]
+        entries = [(module, name, "weight") for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight",
+                                                          "v_proj_weight")]
+        entries += [(module, "in_proj_bias", "bias"), (out, "weight", "weight"), (out, "bias", "bias")]
         return entries, (out,)
     return None
 
 
-class _Entry(NamedTuple):
+class _Override(NamedTuple):
     name: str  # qualified parameter name: its seed's identity
     owner: object
     attribute: str
@@ -170,40 +144,40 @@ class _Entry(NamedTuple):
     fill: Fill | None  # None for "callable"
 
 
-def _plan(module, weight, bias):
-    """The parameters to fill and how, every argument checked (nothing is touched yet); and the
-    modules whose own parameters no rule covers."""
+def _overrides(module, weight, bias) -> list[_Override]:
+    """The covered parameters ``weight=``/``bias=`` choose an initializer for, every argument checked
+    against its parameter (nothing is touched yet)."""
     from torch.nn.utils import parametrize
 
-    entries, seen, claimed, uncovered = [], set(), set(), []
+    if weight is None and bias is None:
+        return []
+    entries, seen, claimed = [], set(), set()
     for prefix, sub in module.named_modules():
         if id(sub) in claimed:
             continue
-        rules = _rules(sub)
-        if rules is None:
-            uncovered.append((prefix, sub))
+        covered = _covered(sub)
+        if covered is None:
             continue
-        covered, children = rules
+        parameters, children = covered
         claimed.update(id(child) for child in children)
-        for owner, attribute, role, default in covered:
+        for owner, attribute, role in parameters:
             parameter = owner._parameters.get(attribute)
             if parameter is None or id(parameter) in seen or parametrize.is_parametrized(owner, attribute):
-                # absent (bias=False, packed projections), tied (the first owner draws it), or under a
-                # torch.nn.utils.parametrize parametrization (its ``original`` is not this distribution's)
+                # absent (bias=False, packed projections), tied (the first owner's choice holds), or under
+                # a torch.nn.utils.parametrize parametrization (its ``original`` is not this distribution's)
                 continue
             seen.add(id(parameter))
+            chosen = _chosen(weight if role == "weight" else bias, owner)
+            if chosen is None or parameter.dtype not in FLOATS:
+                continue
             local = attribute if owner is sub else f"{_child_name(sub, owner)}.{attribute}"
             name = f"{prefix}.{local}" if prefix else local
-            chosen = {"weight": _chosen(weight, owner), "bias": _chosen(bias, owner)}.get(role) or default
-            if parameter.dtype not in FLOATS:
-                continue
-            dtype = _distributions.numpy_dtype(FLOATS[parameter.dtype])
             fill = None
             if chosen.how != "callable":
-                shape = tuple(parameter.shape)
+                shape, dtype = tuple(parameter.shape), _distributions.numpy_dtype(FLOATS[parameter.dtype])
                 fill = Fill(None, shape) if parameter.numel() == 0 else chosen.fill(name, shape, dtype)
-            entries.append(_Entry(name, owner, attribute, chosen, fill))
-    return entries, uncovered
+            entries.append(_Override(name, owner, attribute, chosen, fill))
+    return entries
 
 
 def _child_name(parent, child) -> str:
@@ -217,11 +191,10 @@ def _materialize(module, device):
     """Give every meta parameter and buffer storage on ``device`` (uninitialized), keeping ties
     (a tensor shared by several modules stays shared) and the Python attributes set on parameters.
 
-    Returns the modules that held meta tensors of their own, and the ids of the new tensors with
-    their qualified names."""
-    memo, owners, fresh = {}, [], {}
+    Returns (the new tensors with their first qualified names, and what ``_restore`` needs to put the
+    meta tensors back)."""
+    memo, fresh, undo = {}, {}, []
     for prefix, sub in module.named_modules(remove_duplicate=False):
-        own = False
         for table, is_parameter in ((sub._parameters, True), (sub._buffers, False)):
             for key, tensor in list(table.items()):
                 if tensor is None or not tensor.is_meta:
@@ -233,12 +206,15 @@ def _materialize(module, device):
                         new = torch.nn.Parameter(new, requires_grad=tensor.requires_grad)
                         new.__dict__.update(tensor.__dict__)
                     memo[id(tensor)] = new
-                    fresh[id(new)] = f"{prefix}.{key}" if prefix else key
+                    fresh[id(new)] = (f"{prefix}.{key}" if prefix else key, new)
+                undo.append((sub, key, tensor))
                 setattr(sub, key, new)  # through __setattr__: modules that cache their tensors (RNNs) see it
-                own = True
-        if own and all(sub is not owner for owner in owners):
-            owners.append(sub)
-    return owners, fresh
+    return list(fresh.values()), undo
+
+
+def _restore(undo) -> None:
+    for sub, key, tensor in reversed(undo):
+        setattr(sub, key, tensor)
 
 
 def _target_device(device):
@@ -254,95 +230,118 @@ def _target_device(device):
     return device
 
 
-class _Adapter(_whole_model.Adapter):
-    """Parameters are filled in their own storage where warpinit can write it (contiguous, CPU or CUDA),
-    else from a fresh array copied in."""
+def _transformers_model(module) -> bool:
+    import sys
 
-    def __init__(self, function: str):
-        self.function = function
-
-    def compute(self, device) -> str:
-        return _torch_tensors.compute_device(device)
-
-    def device_context(self, device):
-        return _torch_tensors.on_device(self.function, device)
-
-    def destination(self, request):
-        direct = _torch_tensors.direct_view(request.target.detach(), request.dtype)
-        if direct is not None:
-            return None, direct.reshape(request.shape)
-        array = _devices.empty(self.compute(request.device), request.shape, request.dtype)
-        return array, array
-
-    def install(self, request, handle):
-        if handle is not None:
-            _torch_tensors.write(request.target.detach(), handle)
-        torch.autograd.graph.increment_version(request.target)
+    transformers = sys.modules.get("transformers.modeling_utils")
+    return transformers is not None and isinstance(module, transformers.PreTrainedModel)
 
 
-def initialize(module, seed=None, *, weight=None, bias=None, device=None, generator=None, progress=None):
-    """(Re)initialize a module's layers in batched kernel launches, the way their ``reset_parameters``
-    would, materializing a meta-device module first.
+def own_initialization(module) -> None:
+    """Run ``module``'s own initialization, as building it does: every submodule's
+    ``reset_parameters()`` (``_reset_parameters()`` where that is its name: MultiheadAttention,
+    Transformer), descendants before ancestors (siblings last to first, so that a tied tensor ends
+    with its first owner's values, as when the tie was made after building); then the model's own
+    scheme - transformers' ``init_weights()`` (its ``_init_weights`` over every module, ties included;
+    the marks of modules already initialized are cleared first) or a root ``init_weights()``
+    (torchtitan style)."""
+    order = []
 
-    Covered layers (exactly these classes, or subclasses that keep their ``reset_parameters``):
-    ``nn.Linear`` and ``nn.Conv1d/2d/3d``/``nn.ConvTranspose1d/2d/3d`` (weight: kaiming_uniform_ with
-    a = sqrt(5), i.e. U(+-1/sqrt(fan_in)); bias: U(+-1/sqrt(fan_in))), ``nn.Bilinear``
-    (U(+-1/sqrt(in1_features))), ``nn.Embedding``/``nn.EmbeddingBag`` (N(0, 1), the ``padding_idx``
-    row zero), ``nn.RNN/LSTM/GRU`` and their cells (U(+-1/sqrt(hidden_size))) and
-    ``nn.MultiheadAttention`` (xavier_uniform_ projections, zero biases, its ``out_proj`` weight as a
-    Linear's, xavier_normal_ ``bias_k``/``bias_v``).
+    def visit(sub, seen):
+        if id(sub) in seen:
+            return
+        seen.add(id(sub))
+        # Later siblings first: of the modules sharing a tied tensor, the one registered first - the
+        # tensor's owner when the module was built, before the tie - writes it last, as at build time.
+        for child in reversed(list(sub.children())):
+            visit(child, seen)
+        order.append(sub)
 
-    Every covered parameter is drawn from its own seed, ``parameter_seed(seed, name)``, where ``name``
-    is its qualified name in ``module.named_parameters()`` (a tied parameter: its first name, drawn
-    once, by its first owner): its values depend only on the seed, its name, shape, dtype and
-    distribution - not on the other parameters, the grouping, batch sizes or the device (within the
-    CPU/GPU tolerance). Parameters with the same distribution, generation shape, dtype and device are
-    generated together through the shared whole-model engine (small ones a scratch buffer's worth at a
-    time, large ones straight into their own storage).
+    visit(module, set())
+    for sub in order:
+        reset = getattr(sub, "reset_parameters", None) or getattr(sub, "_reset_parameters", None)
+        if callable(reset):
+            reset()
+    if _transformers_model(module):
+        for sub in module.modules():
+            sub.__dict__.pop("_is_hf_initialized", None)
+            for tensor in list(sub._parameters.values()) + list(sub._buffers.values()):
+                if tensor is not None:
+                    tensor.__dict__.pop("_is_hf_initialized", None)
+        module.init_weights()
+    elif callable(getattr(module, "init_weights", None)):
+        module.init_weights()
+
+
+def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, device=None, generator=None,
+               allow_uninitialized=False, progress=None):
+    """(Re)initialize a module with its own initialization scheme, every random fill drawn by
+    warpinit in batched launches; a meta-device module is materialized first.
+
+    The scheme is the module's own code, run under ``fast_init``: every submodule's
+    ``reset_parameters()`` as building it does, then, for a transformers model, its
+    ``init_weights()`` (``_init_weights``: normal(0, initializer_range) for Linear and Embedding, zero
+    biases, ones for norms, GPT-2's scaled projections, ViT's truncated normals, buffers such as
+    position ids and rotary frequencies recomputed), or a root ``init_weights()``; ``init_fn(module)``
+    replaces all of that. Each tensor is drawn once (the last full write the code makes), from
+    ``parameter_seed(seed, name)`` with ``name`` its qualified name (a tied tensor: its first name),
+    so values depend only on the seed, the names and the code - not on grouping or the device
+    (within the CPU/GPU tolerance). Fills the code makes of temporaries or of parts of tensors draw
+    from the names described in ``fast_init``.
+
+    ``weight=`` / ``bias=`` then override the weights and biases of Linear, Conv, ConvTranspose,
+    Bilinear, Embedding, RNN and MultiheadAttention layers: one of this module's functions (or a
+    functools.partial of one, without seed, stream or generator), its name, a number (a constant), a
+    ``{module class: initializer}`` mapping, or any other callable ``fn(tensor)`` (run under
+    ``fast_init`` too); an overridden Embedding keeps its ``padding_idx`` row zero.
 
     Meta-device modules: every meta parameter and buffer gets storage on ``device`` (ties and
-    parameter attributes kept, unlike ``module.to_empty``), covered parameters are filled, and every
-    other module that held meta tensors runs its own ``reset_parameters()`` (or ``_reset_parameters()``)
-    afterwards, children before parents, so LayerNorm, BatchNorm and custom layers are initialized their
-    own way (with torch's generator). Tensors that nothing initializes (a module without such a method)
-    get a RuntimeWarning naming them. Modules not on the meta device keep their uncovered parameters.
+    parameter attributes kept, unlike ``module.to_empty``) before the scheme runs. A materialized
+    tensor that nothing writes in full is an error naming it (the module is put back on the meta
+    device), unless ``allow_uninitialized=True`` (its memory is then left as ``torch.empty`` gives
+    it: for tensors you fill yourself, e.g. from a checkpoint). Buffers computed in ``__init__`` that
+    the scheme does not recompute are such tensors: build with ``empty_init()`` to keep them.
 
     Args:
-        module: a torch.nn.Module, on any device or on the meta device, without uninitialized lazy
+        module: a torch.nn.Module, on any device or the meta device, without uninitialized lazy
             parameters.
-        seed: the module seed, int in [0, 2**64); None draws one from ``generator`` (torch's default
-            CPU generator by default, so ``torch.manual_seed`` makes it reproducible).
-        weight: the initializer of covered weights (Linear, Conv, ConvTranspose, Bilinear, Embedding
-            and RNN weights, MultiheadAttention projections) instead of torch's default: one of this
-            module's in-place functions, a functools.partial of one with its arguments (for example
-            ``functools.partial(trunc_normal_, std=0.02)``; no seed, stream or generator), its name
-            ("xavier_uniform", "orthogonal", ... with or without the trailing underscore), a number
-            (a constant), or any other callable ``fn(tensor)``, called on each weight after the batched
-            fills (its values then come from its own random source, not from ``seed``). A mapping
-            ``{module class: initializer}`` chooses per layer type (isinstance of the layer holding the
-            parameter, first match); unmatched layers keep their default.
-        bias: the same for covered biases (``bias=0.0``: zero biases).
+        seed: int in [0, 2**64); None draws one from ``generator`` (torch's default generator by
+            default, so ``torch.manual_seed`` makes it reproducible).
+        init_fn: ``fn(module)`` to run instead of the module's own scheme, or None.
+        weight, bias: overrides, as above.
         device: where meta tensors are materialized (default: torch's default device, the CPU unless
             set); only for modules holding meta tensors.
         generator: the torch.Generator ``seed=None`` draws from; not together with ``seed``.
+        allow_uninitialized: accept materialized tensors that nothing initializes.
         progress: show a progress bar on stderr; None: when stderr is a terminal and more than 256 MiB
-            are drawn.
+            are drawn at once.
 
     Returns:
-        The 64-bit module seed used: ``initialize(same architecture, seed=it)`` gives the same values.
+        The 64-bit seed used: ``initialize(same model, seed=it)`` gives the same values.
 
     Raises:
-        TypeError: ``module`` is not an nn.Module; a bad ``weight``/``bias``/``generator``/seed type.
+        TypeError: ``module`` is not an nn.Module; a bad ``init_fn``/``weight``/``bias``/``generator``
+            or seed type.
         ValueError: lazy parameters, a bad seed or device, ``device`` for a module without meta tensors,
-            both ``seed`` and ``generator``, or an initializer that does not fit a parameter (named).
-        RuntimeError: a CUDA parameter without a usable CuPy.
-        All are raised before any tensor is allocated or written.
+            both ``seed`` and ``generator``, an override that does not fit a parameter (named), or
+            materialized tensors left uninitialized (named; after running the scheme, the module put
+            back on the meta device).
+        RuntimeError: a CUDA parameter without a usable CuPy; a fast_init context already open.
+        Whatever ``init_fn`` or the model's code raises, after putting a materialized module back on
+        the meta device (a module that was not on the meta device keeps, tensor by tensor, its old
+        values or the new ones: nothing is half-written).
     """
     from torch.nn.parameter import is_lazy
+
+    from . import _torch_fast_init
 
     function = "initialize"
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"{function}: module must be a torch.nn.Module, got {type(module).__name__}")
+    if init_fn is not None and not callable(init_fn):
+        raise TypeError(f"{function}: init_fn must be a callable fn(module) or None, got {type(init_fn).__name__}")
+    if not isinstance(allow_uninitialized, bool):
+        raise TypeError(f"{function}: allow_uninitialized must be a bool, got {allow_uninitialized!r}")
     _torch_tensors.check_generator(function, seed, generator)
     if seed is not None:
         seed = _args.seed(function, seed, None)
@@ -360,54 +359,81 @@ def initialize(module, seed=None, *, weight=None, bias=None, device=None, genera
         raise ValueError(f"{function}: device={device!r} places meta tensors, and this module has none; move it "
                          "with module.to(device)")
     target = _target_device(device) if has_meta else None
-    entries, uncovered = _plan(module, weight, bias)
-    for entry in entries:
-        parameter = entry.owner._parameters[entry.attribute]
-        if _torch_tensors.device_kind(target if parameter.is_meta else parameter.device) == "cuda":
-            _devices.resolve(function, "cuda")
-    if seed is None:
-        seed = _torch_tensors.draw_seed(generator)
+    overrides = _overrides(module, weight, bias)
+    devices = {target if tensor.is_meta else tensor.device for _, tensor in tensors}
+    if any(_torch_tensors.device_kind(where) == "cuda" for where in devices):
+        _devices.resolve(function, "cuda")
+    context = _torch_fast_init.open_context(function, seed, generator=generator)
 
-    owners, fresh = _materialize(module, target) if has_meta else ([], {})
-    requests, callables = [], []
-    for entry in entries:
+    fresh, undo = _materialize(module, target) if has_meta else ([], [])
+    names = {}
+    for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        key = _torch_fast_init.storage_key(tensor)
+        if key is not None:
+            names.setdefault(key, name)
+    context.names = names
+    context.track = {_torch_fast_init.storage_key(tensor) for _, tensor in fresh} - {None}
+    context.discard_on_error = True
+    context.progress = progress
+    try:
+        with context, torch.no_grad():
+            if init_fn is not None:
+                init_fn(module)
+            else:
+                own_initialization(module)
+            _apply_overrides(context, overrides)
+    except BaseException:
+        _restore(undo)
+        raise
+    missing = context.unwritten()
+    if missing and not allow_uninitialized:
+        labels = sorted(name for name, tensor in fresh if _torch_fast_init.storage_key(tensor) in missing)
+        _restore(undo)
+        raise ValueError(f"{function}: {len(labels)} materialized tensor(s) would hold uninitialized memory - neither "
+                         f"the module's initialization nor init_fn writes them: {', '.join(labels[:10])}"
+                         f"{', ...' if len(labels) > 10 else ''}. Build with warpinit.torch.empty_init() to keep "
+                         "buffers real, pass init_fn=, or allow_uninitialized=True to fill them yourself")
+    return context.seed
+
+
+def _apply_overrides(context, overrides) -> None:
+    """The ``weight=``/``bias=`` choices, after the module's own scheme (so they are what is drawn)."""
+    for entry in overrides:
         parameter = entry.owner._parameters[entry.attribute]
-        fresh.pop(id(parameter), None)
         if entry.fill is None:
-            callables.append((entry.initializer.function, parameter))
-        elif entry.fill.distribution is not None:
-            requests.append(_whole_model.Request(entry.name, entry.fill.distribution, entry.fill.shape,
-                                                 _distributions.numpy_dtype(FLOATS[parameter.dtype]),
-                                                 parameter.device, parameter))
-    _whole_model.run(requests, seed, _Adapter(function), function=function, progress=progress)
-    with torch.no_grad():
-        for initializer, parameter in callables:
-            initializer(parameter)
-        for _, sub in module.named_modules():
-            if (_stock(sub, torch.nn.Embedding) or _stock(sub, torch.nn.EmbeddingBag)) and \
-                    sub.padding_idx is not None and not sub.weight.is_meta:
-                sub.weight[sub.padding_idx].fill_(0)
-
-    _reset_uncovered(uncovered, owners, fresh)
-    if fresh:
-        names = sorted(fresh.values())
-        warnings.warn(f"{function}: {len(names)} materialized tensor(s) hold uninitialized memory: no covered layer "
-                      f"and no reset_parameters() initializes them: {', '.join(names[:10])}"
-                      f"{', ...' if len(names) > 10 else ''}", RuntimeWarning, stacklevel=2)
-    return seed
-
-
-def _reset_uncovered(uncovered, owners, fresh) -> None:
-    """Run reset_parameters() (or _reset_parameters()) of the uncovered modules that were materialized,
-    descendants before ancestors; what they own counts as initialized."""
-    materialized = {id(owner) for owner in owners}
-    for _, sub in reversed(uncovered):
-        if id(sub) not in materialized:
+            entry.initializer.function(parameter)
             continue
-        reset = getattr(sub, "reset_parameters", None) or getattr(sub, "_reset_parameters", None)
-        if not callable(reset):
-            continue
-        reset()
-        for tensor in list(sub._parameters.values()) + list(sub._buffers.values()):
-            if tensor is not None:
-                fresh.pop(id(tensor), None)
+        dtype = _distributions.numpy_dtype(FLOATS[parameter.dtype])
+        context.random(entry.name, parameter, entry.fill, dtype)
+        owner = entry.owner
+        if entry.attribute == "weight" and (_stock(owner, torch.nn.Embedding) or
+                                            _stock(owner, torch.nn.EmbeddingBag)) and owner.padding_idx is not None:
+            owner.weight[owner.padding_idx].fill_(0)
+
+
+@contextlib.contextmanager
+def empty_init():
+    """Build modules with their parameters on the meta device and their buffers real.
+
+    Inside the context every parameter a module registers is replaced by a meta parameter (no memory,
+    nothing drawn), while buffers - position ids, rotary frequencies, anything ``__init__`` computes -
+    are built normally (as accelerate's ``init_empty_weights(include_buffers=False)``). Then
+    ``initialize(module, seed, device=...)`` materializes the parameters and runs the module's own
+    initialization. Applies to modules built in this thread while the context is open.
+    """
+    from torch.nn.modules import module as modules
+
+    owner = threading.get_ident()
+
+    def to_meta(module, name, parameter):
+        if parameter is None or parameter.is_meta or threading.get_ident() != owner:
+            return None
+        meta = torch.nn.Parameter(parameter.to("meta"), requires_grad=parameter.requires_grad)
+        meta.__dict__.update(parameter.__dict__)
+        return meta
+
+    handle = modules.register_module_parameter_registration_hook(to_meta)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -9,13 +9,12 @@ that is then copied over; meta tensors have no memory to fill. bfloat16 travels 
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from . import _devices, _distributions
+from . import _devices, _distributions, _whole_model
 
 FLOATS = {
     torch.float16: "float16",
@@ -151,5 +150,27 @@ def fill(function: str, tensor, fill_: Fill, dtype: np.dtype, keys) -> None:
     torch.autograd.graph.increment_version(tensor)  # in-place: autograd sees the tensor changed
 
 
-def nbytes(shape, dtype: np.dtype) -> int:
-    return math.prod(shape) * dtype.itemsize
+class Adapter(_whole_model.Adapter):
+    """The whole-model engine's hand-over for torch: a tensor is filled in its own storage where
+    warpinit can write it (contiguous, CPU or CUDA), else from a fresh array copied in."""
+
+    def __init__(self, function: str):
+        self.function = function
+
+    def compute(self, device) -> str:
+        return compute_device(device)
+
+    def device_context(self, device):
+        return on_device(self.function, device)
+
+    def destination(self, request):
+        direct = direct_view(request.target.detach(), request.dtype)
+        if direct is not None:
+            return None, direct.reshape(request.shape)
+        array = _devices.empty(self.compute(request.device), request.shape, request.dtype)
+        return array, array
+
+    def install(self, request, handle):
+        if handle is not None:
+            write(request.target.detach(), handle)
+        torch.autograd.graph.increment_version(request.target)

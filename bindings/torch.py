@@ -53,10 +53,12 @@ from ._torch_init import uniform_ as uniform_
 from ._torch_init import xavier_normal_ as xavier_normal_
 from ._torch_init import xavier_uniform_ as xavier_uniform_
 from ._torch_init import zeros_ as zeros_
+from ._torch_fast_init import fast_init as fast_init
+from ._torch_modules import empty_init as empty_init
 from ._torch_modules import initialize as initialize
 from ._torch_modules import parameter_seed as parameter_seed
 
 __all__ = [
-    "calculate_gain", "constant_", "initialize", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
+    "calculate_gain", "constant_", "empty_init", "fast_init", "initialize", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
     "orthogonal_", "parameter_seed", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
 ]

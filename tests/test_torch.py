@@ -377,7 +377,7 @@ def test_meta_model_equals_the_normally_built_one():
     assert out.shape == (3, 2, 12) and torch.isfinite(out).all()
 
 
-def test_meta_materialization_warns_about_tensors_nothing_initializes():
+def test_meta_materialization_refuses_tensors_nothing_initializes():
     class Scale(nn.Module):
         def __init__(self):
             super().__init__()
@@ -385,12 +385,18 @@ def test_meta_materialization_warns_about_tensors_nothing_initializes():
 
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(4, 4), Scale())
-    with pytest.warns(RuntimeWarning, match=r"1 materialized tensor\(s\).*: 1.scale"):
+    with pytest.raises(ValueError, match=r"1 materialized tensor\(s\) would hold uninitialized memory.*: 1.scale"):
         wt.initialize(model, seed=0, device="cpu")
+    assert model[1].scale.is_meta and model[0].weight.is_meta  # put back: nothing holds garbage
+    wt.initialize(model, seed=0, device="cpu", allow_uninitialized=True)  # accepted explicitly
     assert model[1].scale.device.type == "cpu" and model[0].weight.device.type == "cpu"
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(4, 4), Scale())
+    wt.initialize(model, seed=0, device="cpu", init_fn=lambda m: (m[0].reset_parameters(), nn.init.ones_(m[1].scale)))
+    assert torch.equal(model[1].scale, torch.ones(4))
 
 
-def test_partly_meta_model_keeps_its_real_tensors():
+def test_partly_meta_model_is_initialized_whole():
     norm = nn.LayerNorm(4)
     with torch.no_grad():
         norm.weight.fill_(5.0)
@@ -398,7 +404,8 @@ def test_partly_meta_model_keeps_its_real_tensors():
         model = nn.Sequential(nn.Linear(4, 4))
     model.append(norm)
     wt.initialize(model, seed=0)
-    assert torch.all(model[1].weight == 5.0) and model[0].weight.device.type == "cpu"
+    # the meta part materialized, and the whole module initialized its own way (LayerNorm: ones)
+    assert torch.all(model[1].weight == 1.0) and model[0].weight.device.type == "cpu"
 
 
 def test_grouping_does_not_change_values(monkeypatch):
