@@ -111,7 +111,7 @@ class _Mode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        handler = _HANDLERS.get(func)
+        handler = _HANDLERS.get(func) or _patched_init(func)
         if handler is not None:
             return handler(self.context, func, args, kwargs)
         if self.context.pending and func not in _VIEWS and not _is_getter(func) and \
@@ -472,11 +472,38 @@ def _init_constant(context, func, args, kwargs):
     return tensor
 
 
+_INIT_HANDLERS = {
+    "uniform_": _torch_init_handler(_torch_init.uniform_),
+    "normal_": _torch_init_handler(_torch_init.normal_),
+    "kaiming_uniform_": _torch_init_handler(_torch_init.kaiming_uniform_),
+    "constant_": _init_constant,
+}
+
+
+def _patched_init(func):
+    """The handler of a torch.nn.init function that dispatches to torch functions, when another
+    library has replaced it in torch.nn.init (torch then dispatches under the replacement's identity:
+    transformers does so while it initializes weights). The replacement's guard is honoured:
+    transformers skips tensors marked ``_is_hf_initialized`` (weights it loaded)."""
+    name = getattr(func, "__name__", None)
+    if name not in _INIT_HANDLERS or getattr(torch.nn.init, name, None) is not func:
+        return None
+    handler = _INIT_HANDLERS[name]
+
+    def guarded(context, func, args, kwargs):
+        tensor = args[0] if args else kwargs.get("tensor")
+        if getattr(tensor, "_is_hf_initialized", False):
+            return tensor
+        return handler(context, func, args, kwargs)
+
+    return guarded
+
+
 _HANDLERS = {
-    torch.nn.init.uniform_: _torch_init_handler(_torch_init.uniform_),
-    torch.nn.init.normal_: _torch_init_handler(_torch_init.normal_),
-    torch.nn.init.kaiming_uniform_: _torch_init_handler(_torch_init.kaiming_uniform_),
-    torch.nn.init.constant_: _init_constant,
+    torch.nn.init.uniform_: _INIT_HANDLERS["uniform_"],
+    torch.nn.init.normal_: _INIT_HANDLERS["normal_"],
+    torch.nn.init.kaiming_uniform_: _INIT_HANDLERS["kaiming_uniform_"],
+    torch.nn.init.constant_: _INIT_HANDLERS["constant_"],
     torch.Tensor.normal_: _tensor_normal,
     torch.Tensor.uniform_: _tensor_uniform,
     torch.randn: _factory(torch.empty, _distributions.normal(0.0, 1.0)),

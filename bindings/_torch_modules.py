@@ -258,6 +258,7 @@ def own_initialization(module) -> None:
         order.append(sub)
 
     visit(module, set())
+    untied = _untie(module) if _transformers_model(module) else []
     for sub in order:
         reset = getattr(sub, "reset_parameters", None) or getattr(sub, "_reset_parameters", None)
         if callable(reset):
@@ -269,8 +270,31 @@ def own_initialization(module) -> None:
                 if tensor is not None:
                     tensor.__dict__.pop("_is_hf_initialized", None)
         module.init_weights()
+        for owner, attribute, source in untied:  # init_weights ties them again; make sure
+            if owner._parameters.get(attribute) is not source:
+                setattr(owner, attribute, source)
     elif callable(getattr(module, "init_weights", None)):
         module.init_weights()
+
+
+def _untie(model):
+    """Give the tied parameters of a transformers model that tie to another (``all_tied_weights_keys``:
+    target -> source) a meta stand-in while its initialization runs, as when the model was built:
+    initialized first, tied after, so the source's values (an embedding's padding row) are the ones
+    kept. Returns (owner, attribute, source parameter) for each."""
+    tied = getattr(model, "all_tied_weights_keys", None) or {}
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    untied = []
+    for target, source in tied.items():
+        if target in parameters and source in parameters and parameters[target] is parameters[source]:
+            path, _, attribute = target.rpartition(".")
+            owner = model.get_submodule(path) if path else model
+            original = parameters[target]
+            stand_in = torch.nn.Parameter(torch.empty_like(original, device="meta"),
+                                          requires_grad=original.requires_grad)
+            setattr(owner, attribute, stand_in)
+            untied.append((owner, attribute, original))
+    return untied
 
 
 def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, device=None, generator=None,
