@@ -1,0 +1,151 @@
+"""The PyTorch real-model benchmark: transformers models built by ``from_config`` against warpinit.
+
+Three routes per model, each in its own subprocess (fresh allocator, its own peak memory):
+``from_config`` (transformers' own initialization, torch's generator), ``fast_init`` around the same
+``from_config``, and a meta-device build + ``initialize(model, seed, device="cpu")``. Each subprocess
+does a warm-up build of a tiny version (imports, compilation), then ``repeats`` full builds, and reports
+the times, the model's bytes and the peak resident memory the full builds added above what the process
+held before them. With ``--profile`` the warpinit routes also say where the time goes (construction,
+drawing, the rest).
+
+    python -m warpinit.bench.torch_models --model llama --route fast_init --repeats 3 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+# About 1.1 B (Llama, TinyLlama's shape), 124 M (GPT-2) and 110 M (BERT) parameters.
+CONFIGS = {
+    "llama": ("LlamaConfig", "AutoModelForCausalLM",
+              dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                   num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)),
+    "gpt2": ("GPT2Config", "AutoModelForCausalLM", dict(vocab_size=50257, n_embd=768, n_layer=12, n_head=12)),
+    "bert": ("BertConfig", "AutoModelForMaskedLM", dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                                                        num_attention_heads=12, intermediate_size=3072)),
+}
+TINY = {"llama": dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=2),
+        "gpt2": dict(vocab_size=256, n_embd=64, n_layer=1, n_head=4),
+        "bert": dict(vocab_size=256, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                     intermediate_size=128)}
+ROUTES = ("from_config", "fast_init", "meta_initialize")
+
+
+def _model(name: str, tiny: bool):
+    import transformers
+
+    config_class, model_class, config = CONFIGS[name]
+    config = {**config, **(TINY[name] if tiny else {})}
+    transformers.logging.set_verbosity_error()
+    return getattr(transformers, model_class).from_config(getattr(transformers, config_class)(**config))
+
+
+def _build(name: str, route: str, tiny: bool = False):
+    import torch
+
+    import warpinit.torch as wt
+
+    if route == "from_config":
+        return _model(name, tiny)
+    if route == "fast_init":
+        with wt.fast_init(seed=1):
+            return _model(name, tiny)
+    with torch.device("meta"):
+        model = _model(name, tiny)
+    wt.initialize(model, seed=1, device="cpu")
+    return model
+
+
+def _resident() -> int:
+    """The process's resident memory now, in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _profile(name: str, route: str) -> dict:
+    """Cumulative seconds of one full build's parts: drawing (the whole-model engine and single
+    fills) and everything else (module construction, transformers' bookkeeping)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    gc.collect()
+    start = time.perf_counter()
+    profiler.enable()
+    model = _build(name, route)
+    profiler.disable()
+    total = time.perf_counter() - start
+    del model
+    stats = pstats.Stats(profiler)
+    drawing = sum(entry[3] for key, entry in stats.stats.items()
+                  if key[0].endswith("_whole_model.py") and key[2] == "run")
+    construction = sum(entry[3] for key, entry in stats.stats.items()
+                       if key[0].endswith("modeling_utils.py") and key[2] in ("from_config", "_from_config"))
+    return {"build": total, "drawing": drawing, "model code (from_config, profiled)": construction}
+
+
+def measure(name: str, route: str, repeats: int, profile: bool) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    _build(name, route, tiny=True)  # warm-up: imports, kernel compilation
+    gc.collect()
+    before = _resident()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times, nbytes = [], 0
+    for _ in range(repeats):
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            model = _build(name, route)
+            times.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        del model
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report = {"model": name, "route": route, "times": times, "model_bytes": nbytes,
+              "peak_added_bytes": max(peak, peak_before) - before, "threads": torch.get_num_threads()}
+    if profile and route != "from_config":
+        report["profile"] = _profile(name, route)
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=tuple(CONFIGS), required=True)
+    parser.add_argument("--route", choices=ROUTES, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.model, args.route, args.repeats, args.profile)))
+    return 0
+
+
+def run(name: str, repeats: int, profile: bool = False, timeout: float = 3600) -> dict:
+    """Every route of ``name``, each from its own subprocess: {route: report}."""
+    reports = {}
+    for route in ROUTES:
+        command = [sys.executable, "-m", "warpinit.bench.torch_models", "--model", name, "--route", route,
+                   "--repeats", str(repeats)] + (["--profile"] if profile else [])
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"torch_models {name} {route} failed: {result.stderr.strip().splitlines()[-3:]}")
+        reports[route] = json.loads(result.stdout.strip().splitlines()[-1])
+    return reports
+
+
+if __name__ == "__main__":
+    sys.exit(main())
