@@ -127,7 +127,9 @@ def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, d
     Raises:
         TypeError, ValueError: invalid arguments, naming the parameter (before any allocation); a
             complex ``dtype`` is a ValueError (``normal`` alone draws complex values).
-        RuntimeError: device="cuda" without a usable GPU.
+        RuntimeError: device="cuda" without a usable GPU; elements that find no value within the
+            bounds (an interval no candidate rounds into): raised at the call on the CPU, and on the
+            GPU by the next GPU call or ``warpinit.check_gpu_failures()`` (no synchronisation).
         MemoryError: the result does not fit in the device's memory.
 
     Counter contract: element i (C-order flat index in the whole tensor) reads Philox word i mod 4 of

@@ -68,8 +68,9 @@ METHOD_ROBERT_EXPONENTIAL = 3
 # Output formats: float32/float64 written as they are, or rounded to a 16-bit format (bits.FORMAT_*).
 FORMAT_NATIVE = 0
 
-# Attempts after which a redraw loop gives up on an element and reports it (see fill_cpu): never
-# reached by a valid configuration, whose attempts each succeed with probability above 0.3.
+# Attempts after which a redraw loop gives up on an element and reports it (fill_cpu raises at the
+# call, fill_cuda once the kernel has finished): never reached by a valid configuration, whose
+# attempts each succeed with probability above 0.3.
 MAX_ATTEMPTS = 1 << 16
 
 # A rejected candidate leaves this in the output until it is redrawn: NaN, never a valid output.
