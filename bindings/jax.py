@@ -114,6 +114,10 @@ _MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 _FLOATS = "float16, bfloat16, float32 or float64"
 _INEXACT = "float16, bfloat16, float32, float64, complex64 or complex128"
+# The same lists in the initializers' docstrings, with what x64 changes.
+_X64_FLOATS = "float16, bfloat16, float32 or float64 (float64 needs jax_enable_x64)"
+_X64_INEXACT = ("float16, bfloat16, float32, float64, complex64 or complex128 (float64 and\n"
+                "        complex128 need jax_enable_x64)")
 
 
 # Distributions -------------------------------------------------------------------------------------
@@ -492,8 +496,8 @@ Args:
     key: a typed key (``jax.random.key``) or a raw uint32 key (``jax.random.PRNGKey``), concrete or
         traced; warpinit's seed is ``seed_of(key)``.
     shape: sequence of non-negative ints.
-    dtype: {dtypes} (float64 and complex128 need jax_enable_x64); default: the factory's dtype, else
-        JAX's default float dtype.
+    dtype: default: the factory's dtype, else JAX's default float dtype. Accepted:
+        {dtypes}.
     out_sharding: None (the default device), a ``jax.sharding.Sharding`` or a ``PartitionSpec`` under
         a mesh: each device generates only its shard, and the array equals the unsharded one bit for bit.
 
@@ -519,8 +523,7 @@ def _initializer(function: str, make_request, default_dtype, complex_values=True
     def init(key, shape, dtype=default_dtype, out_sharding=None):
         return _initialize(function, make_request, key, shape, dtype, out_sharding, complex_values)
 
-    dtypes = "float16, bfloat16, float32, float64, complex64 or complex128" if complex_values else _FLOATS
-    init.__doc__ = _INIT_DOC.format(function=function, dtypes=dtypes)
+    init.__doc__ = _INIT_DOC.format(function=function, dtypes=_X64_INEXACT if complex_values else _X64_FLOATS)
     init.__qualname__ = f"{function}.<locals>.init"
     return init
 
@@ -770,6 +773,6 @@ def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
         kernel = jnp.zeros(shape, dtype).at[centre].set(matrix(key, shape[-2:], dtype))
         return kernel if sharding is None else jax.device_put(kernel, sharding)
 
-    init.__doc__ = _INIT_DOC.format(function=function, dtypes=_INEXACT)
+    init.__doc__ = _INIT_DOC.format(function=function, dtypes=_X64_INEXACT)
     init.__qualname__ = f"{function}.<locals>.init"
     return init
