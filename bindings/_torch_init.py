@@ -467,10 +467,10 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, stream=0):
     the positions from torch's global generator whatever ``generator`` is). With an int ``seed`` the
     non-zero entries equal those of ``normal_(tensor, 0.0, std, seed=seed, stream=stream)``, and the
     zeros of column j sit at the ``ceil(sparsity * rows)`` rows whose entries of column j of
-    ``warpinit.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, SPARSE_TAG),
-    stream=stream)`` are the smallest (``warpinit.kernels.philox.derive_seed``,
-    ``warpinit._distributions.SPARSE_TAG``; ties, two equal 53-bit uniforms, go to the lower row).
-    ``seed=None`` draws one seed from ``generator`` for both.
+    ``warpinit.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, 0x5350415253455F5F),
+    stream=stream)`` are the smallest (``warpinit.kernels.philox.derive_seed``; the tag is "SPARSE__"
+    in ASCII; ties, two equal 53-bit uniforms, go to the lower row). ``seed=None`` draws one seed
+    from ``generator`` for both.
 
     Args:
         tensor: a floating tensor with exactly 2 dimensions (rows, cols).

@@ -317,11 +317,12 @@ def test_no_ops_like_torch():
 
 
 def _zeroed_rows(rows, cols, sparsity, seed, stream):
-    """The documented rule: the ceil(sparsity * rows) rows of each column with the smallest uniforms."""
-    from warpinit._distributions import SPARSE_TAG
+    """The documented rule: the ceil(sparsity * rows) rows of each column with the smallest uniforms of
+    the seed derived with the tag "SPARSE__"."""
     from warpinit.kernels.philox import derive_seed
 
-    keys = wi.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, SPARSE_TAG), stream=stream, device="cpu")
+    tag = int.from_bytes(b"SPARSE__", "big")
+    keys = wi.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, tag), stream=stream, device="cpu")
     mask = np.zeros((rows, cols), bool)
     order = np.argsort(keys, axis=0, kind="stable")[: math.ceil(sparsity * rows)]
     np.put_along_axis(mask, order, True, axis=0)
