@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from . import _args, _devices
+from . import _args, _complex, _devices
 
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
@@ -24,7 +24,9 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
         shape: sequence of at least two non-negative ints.
         gain: finite real multiplier.
         dtype: "float16", "bfloat16", "float32" or "float64" (default float32, or ``out``'s dtype).
-            16-bit results are computed in float32 and rounded to nearest-even.
+            16-bit results are computed in float32 and rounded to nearest-even. "complex64" or
+            "complex128": a Haar (semi-)unitary matrix, orthonormal under the Hermitian inner
+            product (see ``warpinit._complex.orthogonal``).
         seed: int in [0, 2**64), or None for fresh OS entropy.
         stream: int in [0, 2**32).
         device: "auto", "cpu" or "cuda".
@@ -45,6 +47,7 @@ def orthogonal(shape, *, gain=1.0, dtype=None, seed=None, stream=0, device="auto
     Counter contract: the Gaussian inputs of member k are ``normal((max(rows, cols), min(rows, cols)),
     seed=seed, stream=stream + k)`` in float32 (float64 for float64 results); Householder reflector j
     is built from column j of that matrix from the diagonal down (see ``warpinit.kernels.orthogonal``).
+    Complex results take the complex normal of their own dtype instead, and a QR with the phase fix.
     """
     function = "orthogonal"
     shape, gain, dtype, seed, stream, members = validate(function, shape, gain, dtype, seed, stream, batch, out)
@@ -76,7 +79,10 @@ def validate(function: str, shape, gain, dtype, seed, stream, batch, out=None):
         )
     members = _batch(function, batch)
     default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
-    dtype = _args.dtype(function, dtype, default)
+    if _complex.requested(dtype, out):
+        dtype = _complex.resolve(function, dtype, out)
+    else:
+        dtype = _args.dtype(function, dtype, default)
     gain = _args.finite(function, "gain", gain)
     seed = _args.seed(function, seed, None)
     stream = _args.stream(function, stream, count=members or 1)
@@ -87,6 +93,8 @@ def workspace_bytes(shape, dtype, count) -> int:
     """Bytes ``count`` orthogonal matrices of ``shape`` take: Gaussian inputs, reflectors and Q in the
     compute dtype, and the result."""
     rows, cols = math.prod(shape[:-1]), shape[-1]
+    if dtype.kind == "c":  # Gaussians in dtype, then Q, R and the phased Q in complex128
+        return count * rows * cols * (2 * dtype.itemsize + 3 * 16)
     compute = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
     return count * rows * cols * (3 * compute.itemsize + dtype.itemsize)
 
@@ -103,6 +111,9 @@ def generate(shape, gain, dtype, keys, device, result):
     Gaussians of row k of the key table ``keys``; arguments already validated."""
     from warpinit.kernels import plan
 
+    if dtype.kind == "c":
+        _complex.orthogonal(shape, gain, dtype, keys, device, result)
+        return
     rows, cols = math.prod(shape[:-1]), shape[-1]
     big, small = max(rows, cols), min(rows, cols)
     count = len(keys)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _args, _devices
+from . import _args, _complex, _devices
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -125,8 +125,11 @@ def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, d
         ``out``.
 
     Raises:
-        TypeError, ValueError: invalid arguments, naming the parameter (before any allocation).
-        RuntimeError: device="cuda" without a usable GPU.
+        TypeError, ValueError: invalid arguments, naming the parameter (before any allocation); a
+            complex ``dtype`` is a ValueError (``normal`` alone draws complex values).
+        RuntimeError: device="cuda" without a usable GPU; elements that find no value within the
+            bounds (an interval no candidate rounds into): raised at the call on the CPU, and on the
+            GPU by the next GPU call or ``warpinit.check_gpu_failures()`` (no synchronisation).
         MemoryError: the result does not fit in the device's memory.
 
     Counter contract: element i (C-order flat index in the whole tensor) reads Philox word i mod 4 of
@@ -135,6 +138,7 @@ def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, d
     """
     from warpinit.kernels import plan
 
+    _complex.refuse("uniform", dtype, out)
     call = _prepare("uniform", shape, dtype, seed, stream, device, index, out)
     low = _args.real("uniform", "minval", minval)
     high = _args.real("uniform", "maxval", maxval)
@@ -145,17 +149,26 @@ def normal(shape, *, mean=0.0, stddev=1.0, dtype=None, seed=None, stream=0, devi
     """Normal values with the given mean and standard deviation (Box-Muller).
 
     Args:
-        mean: finite real, representable in ``dtype``.
+        mean: finite real, representable in ``dtype`` (complex dtypes: a real or complex number).
         stddev: finite real > 0 that does not round to 0 or overflow in ``dtype``.
+        dtype: as in ``uniform``, or "complex64" / "complex128" for the circularly symmetric complex
+            normal: each of the real and imaginary parts N(0, stddev**2 / 2), so that E|z - mean|^2 =
+            stddev**2 (as JAX and PyTorch define it).
         Other arguments as in ``uniform``.
 
     Returns, Raises: as in ``uniform``.
 
     Counter contract: elements 2k and 2k+1 of a group share a Box-Muller pair (cosine and sine); see
-    ``warpinit.kernels.samplers`` for the words each element reads.
+    ``warpinit.kernels.samplers`` for the words each element reads. A complex tensor of shape S is the
+    real tensor ``normal((*S, 2), stddev=stddev / sqrt(2), dtype=<float32 or float64>)``, element i's
+    real part at real flat index 2i and imaginary part at 2i + 1, with a non-zero ``mean`` added
+    afterwards in the output precision (see ``warpinit._complex``).
     """
     from warpinit.kernels import plan
 
+    if _complex.requested(dtype, out):
+        return _complex.normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, stream=stream, device=device,
+                               index=index, out=out)
     call = _prepare("normal", shape, dtype, seed, stream, device, index, out)
     loc = _args.real("normal", "mean", mean)
     scale = _args.real("normal", "stddev", stddev)
@@ -183,6 +196,7 @@ def truncated_normal(
     """
     from warpinit.kernels import plan
 
+    _complex.refuse("truncated_normal", dtype, out)
     call = _prepare("truncated_normal", shape, dtype, seed, stream, device, index, out)
     loc = _args.real("truncated_normal", "mean", mean)
     scale = _args.real("truncated_normal", "stddev", stddev)

@@ -1,9 +1,11 @@
 """``torch.nn.init``'s initializers with warpinit's kernels: same names, signatures and defaults.
 
-Each function translates its arguments into a ``_torch_tensors.Fill`` (a distribution of the shared
-vocabulary over a shape, with torch's fans, gains and bounds, and torch's errors) and fills the tensor
-in place; ``BUILDERS`` maps each function to its translation, which ``initialize`` and ``fast_init``
-reuse.
+Each random function translates its arguments into a ``_torch_tensors.Fill`` (a distribution of the
+shared vocabulary over a shape, with torch's fans, gains and bounds, and torch's errors) and fills
+the tensor in place; ``BUILDERS`` maps each function to its translation, which ``initialize`` and
+``fast_init`` reuse. The deterministic fills (``constant_``, ``ones_``, ``zeros_``, ``eye_``,
+``dirac_``) are torch's own, and torch's deprecated names without the underscore (``normal``,
+``xavier_uniform``, ...) call these functions with torch's ``FutureWarning``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import torch
 from . import _args, _distributions, _torch_tensors
 from ._torch_tensors import Fill
 
-# Re-exported unchanged: constant fills need no random numbers.
+# Re-exported unchanged: deterministic fills need no random numbers.
 constant_ = torch.nn.init.constant_
 zeros_ = torch.nn.init.zeros_
 ones_ = torch.nn.init.ones_
+eye_ = torch.nn.init.eye_
+dirac_ = torch.nn.init.dirac_
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -182,6 +186,29 @@ def _orthogonal_fill(function, shape, dtype, gain=1) -> Fill:
         return Fill(None, tuple(shape))
     rows = shape[0]
     return Fill(_distributions.orthogonal(gain), (rows, math.prod(shape) // rows))
+
+
+def _sparse_fill(function, shape, dtype, sparsity, std=0.01) -> Fill:
+    from warpinit.kernels import plan
+
+    if len(shape) != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    sparsity, std = _real(function, "sparsity", sparsity), _real(function, "std", std)
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"{function}: sparsity must be in [0, 1] (the fraction of each column set to zero), "
+                         f"got {sparsity!r}")
+    if std < 0.0:
+        raise ValueError(f"{function}: std must be >= 0, got {std!r}")
+    rows = shape[0]
+    zeros = math.ceil(sparsity * rows)
+    if math.prod(shape) == 0:
+        return Fill(None, tuple(shape))
+    if std == 0.0 or zeros >= rows:
+        return Fill(_distributions.constant(0.0), tuple(shape))
+    _checked(function, plan.normal, 0.0, std, dtype)
+    if zeros == 0:
+        return Fill(_distributions.normal(0.0, std), tuple(shape))
+    return Fill(_distributions.sparse(sparsity, std), tuple(shape))
 
 
 # Tensors, seeds and devices -------------------------------------------------------------------------
@@ -430,6 +457,41 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=0):
     return _apply("orthogonal_", tensor, fill, dtype, seed, stream, generator)
 
 
+@_documented
+def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, stream=0):
+    """A sparse matrix as Martens (2010) initializes one, like ``torch.nn.init.sparse_``: N(0, std**2)
+    values with ``ceil(sparsity * rows)`` zeros in each column, at rows chosen uniformly at random
+    (a different choice per column).
+
+    Both the values and the zeroed positions come from warpinit's seed (torch's own ``sparse_`` takes
+    the positions from torch's global generator whatever ``generator`` is). With an int ``seed`` the
+    non-zero entries equal those of ``normal_(tensor, 0.0, std, seed=seed, stream=stream)``, and the
+    zeros of column j sit at the ``ceil(sparsity * rows)`` rows whose entries of column j of
+    ``warpinit.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, 0x5350415253455F5F),
+    stream=stream)`` are the smallest (``warpinit.kernels.philox.derive_seed``; the tag is "SPARSE__"
+    in ASCII; ties, two equal 53-bit uniforms, go to the lower row). ``seed=None`` draws one seed
+    from ``generator`` for both.
+
+    Args:
+        tensor: a floating tensor with exactly 2 dimensions (rows, cols).
+        sparsity: the fraction of each column set to zero, a real in [0, 1] (torch accepts values
+            outside and then zeroes rows by slicing rules; warpinit refuses them).
+        std: finite real >= 0, the standard deviation of the non-zero values (0 gives zeros).
+        {seed_args}
+
+    Returns:
+        ``tensor``, filled in place.
+
+    Raises:
+        ValueError: not 2 dimensions (torch's message), sparsity outside [0, 1], std < 0, a std that
+            rounds to 0 in the dtype, bad seed or stream, both ``seed`` and ``generator``.
+        TypeError: as in ``normal_``.
+    """
+    dtype = _torch_tensors.dtype_of("sparse_", tensor)
+    fill = _sparse_fill("sparse_", tuple(tensor.shape), dtype, sparsity, std)
+    return _apply("sparse_", tensor, fill, dtype, seed, stream, generator)
+
+
 # Each function and its translation into a Fill: fn(function name, shape, dtype, *arguments).
 BUILDERS = {
     uniform_: _uniform_fill,
@@ -440,5 +502,43 @@ BUILDERS = {
     kaiming_uniform_: _kaiming_uniform_fill,
     kaiming_normal_: _kaiming_normal_fill,
     orthogonal_: _orthogonal_fill,
+    sparse_: _sparse_fill,
 }
 NAMES = {function.__name__.rstrip("_"): function for function in BUILDERS}
+
+
+# torch's deprecated names --------------------------------------------------------------------------
+
+
+def _deprecated(function):
+    """torch's alias without the underscore: warns as torch does (same class and text, at the
+    caller), then calls ``function`` with the same arguments (``seed=``/``stream=`` included)."""
+    new_name = function.__name__
+    old_name = new_name[:-1]
+
+    def alias(*args, **kwargs):
+        warnings.warn(f"`nn.init.{old_name}` is now deprecated in favor of `nn.init.{new_name}`.", FutureWarning,
+                      stacklevel=2)
+        return function(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old_name
+    alias.__doc__ = f"""{old_name}(...): deprecated, as in torch; use ``{new_name}`` (see its docstring).
+
+    Warns:
+        FutureWarning: torch's "`nn.init.{old_name}` is now deprecated in favor of `nn.init.{new_name}`."
+    """
+    return alias
+
+
+uniform = _deprecated(uniform_)
+normal = _deprecated(normal_)
+xavier_uniform = _deprecated(xavier_uniform_)
+xavier_normal = _deprecated(xavier_normal_)
+kaiming_uniform = _deprecated(kaiming_uniform_)
+kaiming_normal = _deprecated(kaiming_normal_)
+orthogonal = _deprecated(orthogonal_)
+sparse = _deprecated(sparse_)
+# Deterministic: torch's own aliases.
+constant = torch.nn.init.constant
+eye = torch.nn.init.eye
+dirac = torch.nn.init.dirac

@@ -52,7 +52,7 @@ except ImportError as error:  # pragma: no cover - exercised with dask hidden
         "warpinit.dask needs Dask (dask.array); install it with: pip install 'warpinit[dask]'"
     ) from error
 
-from . import __version__, _args, _orthogonal, _sampling
+from . import __version__, _args, _distributions, _orthogonal, _sampling
 
 __all__ = ["normal", "orthogonal", "seed_of", "truncated_normal", "uniform"]
 
@@ -286,7 +286,7 @@ def _orthogonal_block(request, block_info=None):
     shape, gain, dtype, seed, stream = request
     first, last = _location(block_info)[0]
     if last == first:  # an explicit empty chunk of the batch axis
-        return np.empty((0, *shape), dtype=_args.dtype("orthogonal", dtype, None))
+        return np.empty((0, *shape), dtype=_distributions.numpy_dtype(dtype))
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread per member, whatever the worker's environment: the bits of large members depend

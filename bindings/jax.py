@@ -9,10 +9,13 @@ Drop-in factories with the names, arguments and defaults of ``jax.nn.initializer
     w = init(jax.random.key(0), (4096, 4096), jnp.bfloat16)
     w = init(key, (8192, 8192), out_sharding=NamedSharding(mesh, P("data", "model")))
 
-Distributions follow ``jax.nn.initializers`` (fans, ``fan_geo_avg``, the 0.8796... truncation
-correction, ``orthogonal``'s ``column_axis``), with two strengthenings: truncation is exact (values
-rounded to the output dtype stay within ``lower * stddev`` and ``upper * stddev``), and a sharded
-array equals the unsharded one bit for bit. Values differ from JAX's own (another generator).
+Every public name of ``jax.nn.initializers`` is here (``Initializer``, ``zeros``, ``ones`` and
+``constant`` are JAX's own). Distributions follow ``jax.nn.initializers`` (fans, ``fan_geo_avg``,
+the 0.8796... truncation correction, ``orthogonal``'s ``column_axis``, the complex forms), with two
+strengthenings: truncation is exact (values rounded to the output dtype stay within
+``lower * stddev`` and ``upper * stddev``), and a sharded array equals the unsharded one bit for bit.
+Values differ from JAX's own (another generator). Each initializer is described by the shared
+vocabulary of ``warpinit._distributions`` (a ``Distribution`` and its fans, ``fans``).
 
 Keys and seeds. ``key`` is a typed key (``jax.random.key``) or a raw uint32 key
 (``jax.random.PRNGKey``). warpinit's 64-bit seed is derived from the key's data words
@@ -28,13 +31,11 @@ Eager and jit. With a concrete key the kernels run directly: on the CPU they wri
 aligned buffer that ``jax.device_put`` adopts without a copy. Under ``jax.jit`` (Flax initializes
 inside ``jit``) the key is a tracer: the values are made on the host by ``jax.pure_callback`` into the
 CPU kernels, the result declared with its shape and dtype, and XLA copies the callback's result into
-its own buffer. Measured on a 2-core CPU (float32, best of 3; figures in the issue's report): a call
-costs about 0.25 ms besides the generation either way (JAX's own jitted initializer: 0.03 ms), so
-below ~64K elements JAX's jitted initializer is faster; the jit path adds 0.01-0.05 ms and that
-copy, 0.25-0.5 ms per MB (15-33 ms for a 64 MB tensor, which the kernels generate in 20-60 ms and
-JAX's own jitted initializer in 200-290 ms).
-On an accelerator backend the jit path also copies the result from the host to the device. The same
-key gives the same bits eagerly and under jit (both run the CPU kernels on a CPU backend).
+its own buffer. The jit path costs that copy besides the generation, and every call a fixed overhead
+that makes JAX's own jitted initializer the faster one for small tensors; the benchmark measures
+both paths (bench/RESULTS.md). On an accelerator backend the jit path also copies the result from
+the host to the device. The same key gives the same bits eagerly and under jit (both run the CPU
+kernels on a CPU backend).
 ``jax.vmap`` over keys works (member k from key k, equal to the unbatched call; vmap_method
 "expand_dims"), as do ``lax.scan`` and ``jax.eval_shape``. ``jax.export`` cannot serialize the host
 callback (JAX raises NotImplementedError); gradients flow through the returned array as usual.
@@ -59,8 +60,14 @@ Members are generated so that their bits do not depend on grouping: small member
 thread; larger members one by one with every BLAS thread.
 
 Dtypes: float16, bfloat16, float32, and float64 when ``jax_enable_x64`` is on (otherwise float64 is
-truncated to float32 with a warning, as JAX does). Complex and integer dtypes raise ``ValueError``
-naming ``dtype`` (JAX's error class for bad dtypes); use ``jax.nn.initializers`` for complex weights.
+truncated to float32 with a warning, as JAX does); complex64, and complex128 with x64 (likewise
+truncated to complex64 without it), for the initializers whose JAX counterparts take them: ``normal``
+(the circularly symmetric complex normal, each part with half the variance), ``variance_scaling`` and
+its family (the complex normal, the complex normal truncated at modulus 2 sigma, the uniform disk, as
+JAX), ``orthogonal`` and ``delta_orthogonal`` (Haar unitary matrices). Complex values are pairs of
+real values under warpinit's counter contract (see ``warpinit._complex``). ``uniform`` and
+``truncated_normal`` are real only, as in JAX. Other dtypes raise ``ValueError`` naming ``dtype``
+(JAX's error class for bad dtypes).
 
 GPU backends: outside ``jit`` the values come from the CUDA kernels (CuPy) and are handed to JAX by
 DLPack on the device that holds them, without a host round trip; under ``jit`` they come from the CPU
@@ -76,7 +83,7 @@ import itertools
 import math
 import numbers
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,37 +96,42 @@ except ImportError as error:  # pragma: no cover - exercised only without JAX
 from . import _args, _devices, _distributions, _jax_arrays, _orthogonal
 
 __all__ = [
-    "KEY_TAG", "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "kaiming_normal",
-    "kaiming_uniform", "lecun_normal", "lecun_uniform", "normal", "ones", "orthogonal", "seed_of",
-    "truncated_normal", "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zeros",
+    "KEY_TAG", "Initializer", "constant", "delta_orthogonal", "glorot_normal", "glorot_uniform", "he_normal",
+    "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "normal", "ones",
+    "orthogonal", "seed_of", "truncated_normal", "uniform", "variance_scaling", "xavier_normal", "xavier_uniform",
+    "zeros",
 ]
 
-# Re-exported unchanged: constant initializers need no random numbers.
+# Re-exported unchanged: constant initializers need no random numbers, and the protocol they all follow.
 zeros = jax.nn.initializers.zeros
 ones = jax.nn.initializers.ones
 constant = jax.nn.initializers.constant
+Initializer = jax.nn.initializers.Initializer
 
 # The tag that turns a JAX key's data into warpinit's seed ("JAXPRNGK" in ASCII).
 KEY_TAG = 0x4A41_5850_524E_474B
 _MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 _FLOATS = "float16, bfloat16, float32 or float64"
+_INEXACT = "float16, bfloat16, float32, float64, complex64 or complex128"
+# The same lists in the initializers' docstrings, with what x64 changes.
+_X64_FLOATS = "float16, bfloat16, float32 or float64 (float64 needs jax_enable_x64)"
+_X64_INEXACT = ("float16, bfloat16, float32, float64, complex64 or complex128 (float64 and\n"
+                "        complex128 need jax_enable_x64)")
 
 
 # Distributions -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Draw:
-    """What one initializer draws for one shape and dtype.
-
-    kind "uniform" (minval, maxval), "normal" (stddev,), "truncated_normal" (stddev, lower, upper),
-    "orthogonal" (gain, column_axis >= 0, batch_dims) or "zeros" ().
-    """
+class _Request(NamedTuple):
+    """What one initializer call draws: a distribution of the shared vocabulary
+    (``_distributions.Distribution``) and, for "orthogonal", the layout of its matrices (the axis of
+    the columns, >= 0, and the number of leading batch axes). ``function`` names it in errors."""
 
     function: str
-    kind: str
-    params: tuple
+    distribution: _distributions.Distribution
+    column_axis: int = -1
+    batch_dims: int = 0
 
 
 def _real(function: str, name: str, value) -> float:
@@ -134,34 +146,28 @@ def _real(function: str, name: str, value) -> float:
         ) from None
 
 
-def _checked(draw: _Draw, dtype: np.dtype) -> _Draw:
-    """``draw`` after the checks that depend on the dtype (representable bounds and scales), run at
-    trace time so that the host callback never raises."""
-    from warpinit.kernels import plan
-
+def _checked(function: str, distribution, dtype: np.dtype) -> _Request:
+    """The request of ``distribution`` after the checks that depend on the dtype (representable
+    bounds and scales), run at trace time so that the host callback never raises."""
     try:
-        if draw.kind == "uniform":
-            plan.uniform(*draw.params, dtype)
-        elif draw.kind == "normal":
-            plan.normal(0.0, draw.params[0], dtype)
-        elif draw.kind == "truncated_normal":
-            plan.truncated_normal(0.0, *draw.params, dtype)
+        _distributions.check(distribution, dtype)
     except ValueError as error:
-        raise ValueError(f"{draw.function}: cannot draw in {dtype.name}: {error}") from None
-    return draw
+        raise ValueError(f"{function}: cannot draw in {dtype.name}: {error}") from None
+    return _Request(function, distribution)
 
 
-def _sampler(function: str, kind: str, scale: float, lower: float = -2.0, upper: float = 2.0) -> _Draw:
-    """JAX's ``random.<kind>(...) * scale`` as a warpinit distribution (a zero scale gives zeros)."""
+def _sampler(kind: str, scale: float, lower: float = -2.0, upper: float = 2.0):
+    """JAX's ``random.<kind>(...) * scale`` as a distribution of the shared vocabulary (a zero scale
+    gives zeros; for a complex dtype, "normal" is the complex normal)."""
     if scale == 0.0:
-        return _Draw(function, "zeros", ())
+        return _distributions.constant(0.0)
     if kind == "uniform":  # [0, scale): for a negative scale, [scale, 0)
-        return _Draw(function, "uniform", (min(scale, 0.0), max(scale, 0.0)))
+        return _distributions.uniform(min(scale, 0.0), max(scale, 0.0))
     if kind == "normal":
-        return _Draw(function, "normal", (abs(scale),))
+        return _distributions.normal(0.0, abs(scale))
     if scale < 0:  # values in [upper * scale, lower * scale]
         lower, upper = -upper, -lower
-    return _Draw(function, "truncated_normal", (abs(scale), lower, upper))
+    return _distributions.truncated_normal(0.0, abs(scale), lower, upper)
 
 
 def _finite(function: str, name: str, value) -> float:
@@ -169,25 +175,18 @@ def _finite(function: str, name: str, value) -> float:
     return _args.finite(function, name, value)
 
 
-def _compute_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
-    """JAX's fans of a weight shape: (fan_in, fan_out) as floats.
-
-    The input and output sizes are the products of the ``in_axis`` and ``out_axis`` dimensions; the
-    receptive field is the product of the dimensions in none of the three axis groups, and
-    multiplies both.
-    """
+def _fans(function: str, shape, in_axis=-2, out_axis=-1, batch_axis=()):
+    """JAX's fans of a weight shape through the shared formula (``_distributions.fans``), with JAX's
+    own error for a 1-D shape under the default ``in_axis``."""
     if isinstance(in_axis, int) and in_axis == -2 and len(shape) <= 1:
         raise ValueError(
             f"Can't compute input and output sizes of a {len(shape)}-dimensional weights tensor with "
             "default in_axis. Must be at least 2D or specify in_axis explicitly."
         )
-
-    def size(axes):
-        return shape[axes] if isinstance(axes, int) else math.prod(shape[axis] for axis in axes)
-
-    in_size, out_size, batch_size = size(in_axis), size(out_axis), size(batch_axis)
-    receptive_field = math.prod(shape) / in_size / out_size / batch_size
-    return in_size * receptive_field, out_size * receptive_field
+    try:
+        return _distributions.fans(shape, in_axis, out_axis, batch_axis)
+    except ValueError as error:
+        raise ValueError(f"{function}: {error}") from None
 
 
 # Dtypes and keys -----------------------------------------------------------------------------------
@@ -197,8 +196,10 @@ def _default_dtype() -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
-def _dtype(function: str, dtype) -> np.dtype:
-    """A float dtype JAX can hold: float16, bfloat16, float32, float64 (float32 without x64)."""
+def _dtype(function: str, dtype, complex_values: bool = True, stacklevel: int = 4) -> np.dtype:
+    """A dtype JAX can hold: float16, bfloat16, float32, float64 (float32 without x64), and with
+    ``complex_values`` complex64, complex128 (complex64 without x64)."""
+    from warpinit import _complex
     from warpinit.kernels.plan import DTYPES
 
     if dtype is None:
@@ -207,13 +208,11 @@ def _dtype(function: str, dtype) -> np.dtype:
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
-    if resolved is None or resolved not in DTYPES:
+    accepted = DTYPES + (tuple(_complex.DTYPES) if complex_values else ())
+    if resolved is None or resolved not in accepted:
         name = resolved.name if resolved is not None else repr(dtype)
-        raise ValueError(
-            f"dtype argument to `{function}` must be a real float dtype ({_FLOATS}) for warpinit, got {name}"
-            + ("; use jax.nn.initializers for complex weights" if resolved is not None and resolved.kind == "c"
-               else "")
-        )
+        kinds = f"a float or complex dtype ({_INEXACT})" if complex_values else f"a float dtype ({_FLOATS})"
+        raise ValueError(f"dtype argument to `{function}` must be {kinds} for warpinit, got {name}")
     canonical = np.dtype(jax.dtypes.canonicalize_dtype(resolved))
     if canonical != resolved:
         warnings.warn(
@@ -221,7 +220,7 @@ def _dtype(function: str, dtype) -> np.dtype:
             f"option or the JAX_ENABLE_X64 environment variable); generating {canonical.name} instead, "
             "as jax.nn.initializers does",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return canonical
 
@@ -282,32 +281,21 @@ def seed_of(key) -> int:
 # Host generation -----------------------------------------------------------------------------------
 
 
-def _draw_block(draw: _Draw, shape, dtype, seed: int, ranges, device: str, cache=None):
-    """The block ``ranges`` of the tensor (NumPy on the CPU, CuPy on CUDA), C-contiguous."""
-    import warpinit as wi
-
-    if draw.kind == "orthogonal":
-        return _orthogonal_block(draw, shape, dtype, seed, ranges, device, cache)
+def _draw_block(request: _Request, shape, dtype, seed: int, ranges, device: str, cache=None):
+    """The block ``ranges`` of the tensor (NumPy on the CPU, CuPy on CUDA), C-contiguous: the block of
+    ``_distributions.generate_block`` with key row (seed, stream 0), in memory JAX adopts."""
+    if request.distribution.kind == "orthogonal":
+        return _orthogonal_block(request, shape, dtype, seed, ranges, device, cache)
     out = _jax_arrays.empty(device, tuple(stop - start for start, stop in ranges), dtype)
-    if draw.kind == "zeros":
-        out[...] = 0
-        return out
-    common = dict(dtype=dtype, seed=seed, stream=0, device=device, out=out,
-                  index=tuple(slice(start, stop) for start, stop in ranges))
-    if draw.kind == "uniform":
-        return wi.uniform(shape, minval=draw.params[0], maxval=draw.params[1], **common)
-    if draw.kind == "normal":
-        return wi.normal(shape, stddev=draw.params[0], **common)
-    stddev, lower, upper = draw.params
-    return wi.truncated_normal(shape, stddev=stddev, lower=lower, upper=upper, **common)
+    return _distributions.generate_block(request.distribution, shape, dtype, seed, ranges, device, cache, out=out)
 
 
-def _orthogonal_block(draw: _Draw, shape, dtype, seed, ranges, device, cache):
+def _orthogonal_block(request: _Request, shape, dtype, seed, ranges, device, cache):
     """A block of an orthogonal tensor: the whole matrices it touches, then the block's slice.
 
     ``cache`` (a dict, or None) keeps the matrices of each range of members for the other blocks of
     the same call."""
-    gain, column_axis, batch_dims = draw.params
+    (gain,), column_axis, batch_dims = request.distribution.params, request.column_axis, request.batch_dims
     matrix = tuple(shape[a] for a in range(batch_dims, len(shape)) if a != column_axis) + (shape[column_axis],)
     members = ranges[:batch_dims]
     whole = cache.get(members) if cache is not None else None
@@ -362,7 +350,7 @@ def _orthogonal_members(matrix, gain, dtype, seed, first, count, device, out):
                           out=out[member])
 
 
-def _host_callback(draw: _Draw, shape, dtype, local_shape, words, positions=None):
+def _host_callback(request: _Request, shape, dtype, local_shape, words, positions=None):
     """``pure_callback``'s body: the block at ``positions * local_shape`` of the tensor of each key.
 
     ``words`` is (..., W) (leading axes: ``vmap``'s batch), ``positions`` (..., ndim) or None for the
@@ -379,7 +367,7 @@ def _host_callback(draw: _Draw, shape, dtype, local_shape, words, positions=None
 
     def member(k):
         ranges = tuple((int(p) * n, int(p) * n + n) for p, n in zip(flat_positions[k], local_shape))
-        return _draw_block(draw, shape, dtype, _seed_from_words(flat_words[k]), ranges, "cpu")
+        return _draw_block(request, shape, dtype, _seed_from_words(flat_words[k]), ranges, "cpu")
 
     if not lead:
         return np.asarray(member(0)).reshape(local_shape)
@@ -410,24 +398,24 @@ def _shard_map():
     return function, check
 
 
-def _eager(draw, shape, dtype, seed, sharding):
+def _eager(request, shape, dtype, seed, sharding):
     if sharding is None:
         ranges = _jax_arrays.ranges(shape, None)
         if jax.default_backend() == "gpu" and _devices.cuda_usable():  # CuPy's current device
-            return _jax_arrays.to_jax(_draw_block(draw, shape, dtype, seed, ranges, "cuda"))
-        return jax.device_put(_draw_block(draw, shape, dtype, seed, ranges, "cpu"))
+            return _jax_arrays.to_jax(_draw_block(request, shape, dtype, seed, ranges, "cuda"))
+        return jax.device_put(_draw_block(request, shape, dtype, seed, ranges, "cpu"))
     return _jax_arrays.assemble(shape, dtype, sharding,
-                    lambda ranges, device, cache: _draw_block(draw, shape, dtype, seed, ranges, device, cache))
+                    lambda ranges, device, cache: _draw_block(request, shape, dtype, seed, ranges, device, cache))
 
 
-def _traced(draw, shape, dtype, words, sharding):
-    callback = functools.partial(_host_callback, draw, shape, dtype, shape)
+def _traced(request, shape, dtype, words, sharding):
+    callback = functools.partial(_host_callback, request, shape, dtype, shape)
     result_type = jax.ShapeDtypeStruct(shape, dtype)
     if sharding is None:
         return jax.pure_callback(callback, result_type, words, **_callback_options())
     if not isinstance(sharding, jax.sharding.NamedSharding):
         raise ValueError(
-            f"{draw.function}: under jax.jit, out_sharding must be a NamedSharding or a PartitionSpec, got "
+            f"{request.function}: under jax.jit, out_sharding must be a NamedSharding or a PartitionSpec, got "
             f"{type(sharding).__name__}; call the initializer outside jit to use any Sharding"
         )
     mesh, spec = sharding.mesh, tuple(sharding.spec)
@@ -438,7 +426,7 @@ def _traced(draw, shape, dtype, words, sharding):
         axes.append(names)
         local.append(n // math.prod(mesh.shape[name] for name in names))
     local = tuple(local)
-    callback = functools.partial(_host_callback, draw, shape, dtype, local)
+    callback = functools.partial(_host_callback, request, shape, dtype, local)
 
     def per_device(words):
         positions = []
@@ -486,20 +474,20 @@ def _sharding(function: str, out_sharding):
     return out_sharding
 
 
-def _initialize(function: str, make_draw, key, shape, dtype, out_sharding):
+def _initialize(function: str, make_request, key, shape, dtype, out_sharding, complex_values=True):
     """An initializer call: validate, then draw eagerly or through a callback."""
     shape = _args.shape(function, shape)
-    dtype = _dtype(function, dtype)
-    draw = make_draw(shape, dtype)
-    if draw.kind != "orthogonal" and math.prod(shape) == 0:
-        draw = _Draw(function, "zeros", ())
+    dtype = _dtype(function, dtype, complex_values)
+    request = make_request(shape, dtype)
+    if request.distribution.kind != "orthogonal" and math.prod(shape) == 0:
+        request = _Request(function, _distributions.constant(0.0))
     words = _key_words(function, key)
     sharding = _sharding(function, out_sharding)
     try:
         host_words = np.asarray(words)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return _traced(draw, shape, dtype, words, sharding)
-    return _eager(draw, shape, dtype, _seed_from_words(host_words), sharding)
+        return _traced(request, shape, dtype, words, sharding)
+    return _eager(request, shape, dtype, _seed_from_words(host_words), sharding)
 
 
 _INIT_DOC = """Draw an array with ``{function}``'s distribution (see the factory's docstring).
@@ -508,8 +496,8 @@ Args:
     key: a typed key (``jax.random.key``) or a raw uint32 key (``jax.random.PRNGKey``), concrete or
         traced; warpinit's seed is ``seed_of(key)``.
     shape: sequence of non-negative ints.
-    dtype: float16, bfloat16, float32 or float64 (float64 needs jax_enable_x64); default: the
-        factory's dtype, else JAX's default float dtype.
+    dtype: default: the factory's dtype, else JAX's default float dtype. Accepted:
+        {dtypes}.
     out_sharding: None (the default device), a ``jax.sharding.Sharding`` or a ``PartitionSpec`` under
         a mesh: each device generates only its shard, and the array equals the unsharded one bit for bit.
 
@@ -517,25 +505,25 @@ Returns:
     A ``jax.Array`` of ``shape`` and ``dtype`` (sharded as ``out_sharding`` says).
 
 Raises:
-    ValueError: a dtype that is not a real float (naming ``dtype``), an array of keys (use
-        ``jax.vmap``), a shape the distribution cannot take (JAX's messages for fans and orthogonal),
-        parameters not representable in ``dtype``, a ``PartitionSpec`` without a mesh, a non-named
-        sharding under jit.
+    ValueError: a dtype not listed above (naming ``dtype``), an array of keys (use ``jax.vmap``), a
+        shape the distribution cannot take (JAX's messages for fans and orthogonal), parameters not
+        representable in ``dtype``, a ``PartitionSpec`` without a mesh, a non-named sharding under jit.
     TypeError: a key that is neither a PRNG key nor a raw uint32 key; a bad shape or ``out_sharding``.
 
 Outside jit the kernels run directly (on the CPU into a buffer JAX adopts without a copy); under
-``jax.jit`` a ``jax.pure_callback`` runs them on the host, which adds 0.25-0.5 ms per MB of result
-(XLA's copy of the callback's output) on a 2-core CPU. See the module docstring.
+``jax.jit`` a ``jax.pure_callback`` runs them on the host, and XLA copies the callback's result. See
+the module docstring.
 """
 
 
-def _initializer(function: str, make_draw, default_dtype):
-    """An ``init(key, shape, dtype, out_sharding)`` function drawing ``make_draw(shape, dtype)``."""
+def _initializer(function: str, make_request, default_dtype, complex_values=True):
+    """An ``init(key, shape, dtype, out_sharding)`` function drawing ``make_request(shape, dtype)``;
+    complex dtypes only with ``complex_values``."""
 
     def init(key, shape, dtype=default_dtype, out_sharding=None):
-        return _initialize(function, make_draw, key, shape, dtype, out_sharding)
+        return _initialize(function, make_request, key, shape, dtype, out_sharding, complex_values)
 
-    init.__doc__ = _INIT_DOC.format(function=function)
+    init.__doc__ = _INIT_DOC.format(function=function, dtypes=_X64_INEXACT if complex_values else _X64_FLOATS)
     init.__qualname__ = f"{function}.<locals>.init"
     return init
 
@@ -548,7 +536,8 @@ def uniform(scale=1e-2, dtype=None):
 
     Args:
         scale: finite real, the upper bound (zero gives zeros).
-        dtype: the initializer's default dtype (float16, bfloat16, float32, float64).
+        dtype: the initializer's default dtype (float16, bfloat16, float32, float64; real only, as
+            JAX's ``uniform``: a complex dtype is a ValueError at the call).
 
     Returns:
         ``init(key, shape, dtype=dtype, out_sharding=None)`` returning a ``jax.Array``; values stay
@@ -560,21 +549,25 @@ def uniform(scale=1e-2, dtype=None):
     """
     function = "uniform"
     scale = _finite(function, "scale", scale)
-    return _initializer(function, lambda shape, dtype: _checked(_sampler(function, "uniform", scale), dtype), dtype)
+    return _initializer(function, lambda shape, dtype: _checked(function, _sampler("uniform", scale), dtype), dtype,
+                        complex_values=False)
 
 
 def normal(stddev=1e-2, dtype=None):
     """Builds an initializer of normal values with mean 0 and standard deviation ``stddev``.
 
+    For a complex dtype, as JAX's: the circularly symmetric complex normal with ``E|z|^2 =
+    stddev**2``, each of the real and imaginary parts N(0, stddev**2 / 2).
+
     Args:
         stddev: finite real (its sign does not matter; zero gives zeros).
-        dtype: the initializer's default dtype.
+        dtype: the initializer's default dtype (float or complex).
 
     Returns, Raises: as in ``uniform``.
     """
     function = "normal"
     stddev = _finite(function, "stddev", stddev)
-    return _initializer(function, lambda shape, dtype: _checked(_sampler(function, "normal", stddev), dtype), dtype)
+    return _initializer(function, lambda shape, dtype: _checked(function, _sampler("normal", stddev), dtype), dtype)
 
 
 def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
@@ -586,7 +579,7 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
 
     Args:
         stddev: finite real (a negative one mirrors the bounds, as JAX's product does; zero gives zeros).
-        dtype: the initializer's default dtype.
+        dtype: the initializer's default dtype (real only, as JAX's ``truncated_normal``).
         lower, upper: bounds in standard deviations, lower < upper, either may be infinite.
 
     Returns, Raises: as in ``uniform`` (and ValueError for ``lower >= upper`` or NaN bounds).
@@ -598,8 +591,8 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     if math.isnan(lower) or math.isnan(upper) or not lower < upper:
         raise ValueError(f"{function}: lower must be < upper (neither NaN), got lower={lower!r}, upper={upper!r}")
     return _initializer(
-        function, lambda shape, dtype: _checked(_sampler(function, "truncated_normal", stddev, lower, upper), dtype),
-        dtype,
+        function, lambda shape, dtype: _checked(function, _sampler("truncated_normal", stddev, lower, upper), dtype),
+        dtype, complex_values=False,
     )
 
 
@@ -614,6 +607,11 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
     ``distribution``: "truncated_normal" (bounds +-2 standard deviations, standard deviation
     ``sqrt(scale / n) / 0.87962566103423978`` so that the truncated values have variance
     ``scale / n``), "normal", or "uniform" (on ``[-sqrt(3 scale / n), sqrt(3 scale / n))``).
+
+    For a complex dtype, as JAX's (``E|z|^2 = scale / n`` before truncation): "normal" is the
+    complex normal, "truncated_normal" the complex normal of standard deviation ``sqrt(scale / n) /
+    0.95311164380491208`` conditioned on a modulus of at most twice that, and "uniform" the uniform
+    disk of radius ``sqrt(2 scale / n)`` (see ``warpinit._complex``).
 
     Args:
         scale: finite real >= 0 (zero gives zeros).
@@ -640,19 +638,15 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
     if distribution not in _DISTRIBUTIONS:
         raise ValueError(f"invalid distribution for variance scaling initializer: {distribution}")
 
-    def make_draw(shape, dtype):
-        fan_in, fan_out = _compute_fans(shape, in_axis, out_axis, batch_axis) if math.prod(shape) else (1.0, 1.0)
-        kind, parameters = _distributions.variance_scaling(scale, mode, distribution, fan_in, fan_out, floor=None)
-        if kind == "constant":  # a zero variance
-            return _Draw(function, "zeros", ())
-        if kind == "uniform":
-            limit = parameters[1]
-            draw = _Draw(function, "uniform", (-limit, limit)) if limit else _Draw(function, "zeros", ())
-        else:
-            draw = _sampler(function, kind, parameters[1])
-        return _checked(draw, dtype)
+    def make_request(shape, dtype):
+        fan_in, fan_out = _fans(function, shape, in_axis, out_axis, batch_axis) if math.prod(shape) else (1.0, 1.0)
+        drawn = _distributions.variance_scaling(scale, mode, distribution, fan_in, fan_out, floor=None,
+                                                complex_values=dtype.kind == "c")
+        if drawn.kind == "uniform" and drawn.params[1] == 0.0:  # a zero variance
+            drawn = _distributions.constant(0.0)
+        return _checked(function, drawn, dtype)
 
-    return _initializer(function, make_draw, dtype)
+    return _initializer(function, make_request, dtype)
 
 
 def _family(scale, mode, distribution, name, doc):
@@ -687,12 +681,14 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None, *, batch_dims=0):
     With ``batch_dims=0`` (JAX's semantics) the whole tensor is one matrix: its columns are the
     ``column_axis`` dimension and its rows all the other dimensions (C order), with orthonormal columns
     when rows >= columns and orthonormal rows otherwise, multiplied by ``scale``. An empty shape gives
-    an empty array.
+    an empty array. For a complex dtype the matrix is a Haar (semi-)unitary one, as JAX's: orthonormal
+    under the Hermitian inner product (QR of complex Gaussians with the phase fix, see
+    ``warpinit._complex.orthogonal``).
 
     Args:
         scale: finite real multiplier.
         column_axis: the axis of the columns; with ``batch_dims`` > 0 it must be a matrix axis.
-        dtype: the initializer's default dtype.
+        dtype: the initializer's default dtype (float or complex).
         batch_dims: keyword-only extension (not in JAX): the leading ``batch_dims`` axes index a stack
             of independent matrices, member k (C order over those axes) drawn with warpinit stream k
             from the key's seed (member k of ``warpinit.orthogonal(..., batch=B)``). Shardings then
@@ -718,7 +714,7 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None, *, batch_dims=0):
         raise ValueError(f"{function}: batch_dims must be >= 0, got {batch_dims}")
     batch_dims = int(batch_dims)
 
-    def make_draw(shape, dtype):
+    def make_request(shape, dtype):
         if len(shape) < batch_dims + 2:
             if not batch_dims:
                 raise ValueError("orthogonal initializer requires at least a 2D shape")
@@ -734,6 +730,49 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None, *, batch_dims=0):
                 f"{function}: column_axis={column_axis} is a batch axis (batch_dims={batch_dims}); it must be one "
                 f"of the matrix axes {batch_dims}..{len(shape) - 1}"
             )
-        return _Draw(function, "orthogonal", (gain, axis, batch_dims))
+        return _Request(function, _distributions.orthogonal(gain), axis, batch_dims)
 
-    return _initializer(function, make_draw, dtype)
+    return _initializer(function, make_request, dtype)
+
+
+def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
+    """Builds an initializer of delta-orthogonal convolution kernels (Xiao et al. 2018), as JAX's.
+
+    For a kernel of shape (*spatial, fan_in, fan_out) with one to three spatial axes, every entry is 0
+    except the spatial centre (index ``(k - 1) // 2`` on each spatial axis of size k), which holds the
+    (fan_in, fan_out) matrix ``orthogonal(scale, column_axis)(key, shape[-2:], dtype)`` - the very
+    matrix that initializer draws from the same key.
+
+    Args:
+        scale: finite real multiplier.
+        column_axis: the axis of the columns of the (fan_in, fan_out) matrix.
+        dtype: the initializer's default dtype (float or complex).
+
+    Returns:
+        ``init(key, shape, dtype=dtype, out_sharding=None)``: as the other initializers' (see
+        ``orthogonal``); ``out_sharding`` (which JAX's own refuses) places the assembled kernel.
+
+    Raises:
+        ValueError: at the call, JAX's "Delta orthogonal initializer requires a 3D, 4D or 5D shape."
+            and "`fan_in` must be less or equal than `fan_out`. ", a bad dtype (naming ``dtype``) or
+            ``column_axis`` out of range; here, a non-finite scale.
+        TypeError: a non-int ``column_axis``; at the call, a bad shape, key or ``out_sharding``.
+    """
+    function = "delta_orthogonal"
+    matrix = orthogonal(scale, column_axis, dtype)  # checks scale and column_axis
+
+    def init(key, shape, dtype=dtype, out_sharding=None):
+        shape = _args.shape(function, shape)
+        if len(shape) not in (3, 4, 5):
+            raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape.")
+        if shape[-1] < shape[-2]:
+            raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
+        dtype = _dtype(function, dtype, stacklevel=3)
+        sharding = _sharding(function, out_sharding)
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        kernel = jnp.zeros(shape, dtype).at[centre].set(matrix(key, shape[-2:], dtype))
+        return kernel if sharding is None else jax.device_put(kernel, sharding)
+
+    init.__doc__ = _INIT_DOC.format(function=function, dtypes=_X64_INEXACT)
+    init.__qualname__ = f"{function}.<locals>.init"
+    return init

@@ -42,7 +42,21 @@ except ImportError as error:  # pragma: no cover - exercised only without PyTorc
     raise ImportError("warpinit.torch needs PyTorch: pip install 'warpinit[torch]'") from error
 
 from ._torch_init import calculate_gain as calculate_gain
+from ._torch_init import constant as constant
 from ._torch_init import constant_ as constant_
+from ._torch_init import dirac as dirac
+from ._torch_init import dirac_ as dirac_
+from ._torch_init import eye as eye
+from ._torch_init import eye_ as eye_
+from ._torch_init import kaiming_normal as kaiming_normal
+from ._torch_init import kaiming_uniform as kaiming_uniform
+from ._torch_init import normal as normal
+from ._torch_init import orthogonal as orthogonal
+from ._torch_init import sparse as sparse
+from ._torch_init import sparse_ as sparse_
+from ._torch_init import uniform as uniform
+from ._torch_init import xavier_normal as xavier_normal
+from ._torch_init import xavier_uniform as xavier_uniform
 from ._torch_init import kaiming_normal_ as kaiming_normal_
 from ._torch_init import kaiming_uniform_ as kaiming_uniform_
 from ._torch_init import normal_ as normal_
@@ -61,4 +75,10 @@ from ._torch_modules import parameter_seed as parameter_seed
 __all__ = [
     "calculate_gain", "constant_", "empty_init", "fast_init", "initialize", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
     "orthogonal_", "parameter_seed", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
+]
+# torch.nn.init's other names: the sparse matrices, the deterministic eye_ and dirac_, and torch's
+# deprecated names without the underscore (they warn as torch's do).
+__all__ += [
+    "constant", "dirac", "dirac_", "eye", "eye_", "kaiming_normal", "kaiming_uniform", "normal", "orthogonal",
+    "sparse", "sparse_", "uniform", "xavier_normal", "xavier_uniform",
 ]

@@ -7,6 +7,16 @@ barrier, the block's threads share out that list, so that the rare redraws (atte
 spread over the whole block instead of stalling the warps where they happened. No global memory is
 allocated besides the output and an int64 failure counter.
 
+Failures are reported as on the CPU, without synchronising the normal path. An element still
+rejected after ``MAX_ATTEMPTS`` attempts (only an interval that no candidate rounds into can get
+there, see ``fill_cpu``) is left NaN and counted. The counter of each launch lives in host-mapped
+memory, so reading it is a plain read of host memory; ``launch_reported`` records an event after the
+launch, and the counts of finished launches are read at the next launch (which then raises before
+launching anything) and by ``check_failures`` (``warpinit.check_gpu_failures``): a failed fill raises
+``RuntimeError`` with the CPU's message, later than on the CPU but never silently. Launches are
+checked in launch order, so a finished launch queued behind an unfinished one on another stream is
+reported once that one finishes too.
+
 The kernels are the templates of this module, specialised per output kind (float32, 16-bit, float64)
 like the CPU ones and compiled through ``_jit.for_cuda``: the shared math becomes inlined device
 functions, which is what lets ``compile_ptx`` compile them for sm_80 and sm_90 without a driver, and
@@ -15,9 +25,13 @@ the same code runs in Numba's CUDA simulator.
 
 from __future__ import annotations
 
+import collections
+import threading
+from typing import NamedTuple
+
 import numpy as np
 
-from ._jit import cuda_device, cuda_module, for_cuda, specialize
+from ._jit import cuda_device, cuda_module, for_cuda, simulator_enabled, specialize
 from .philox import philox_group
 from .samplers import KINDS, MAX_ATTEMPTS, draw_template, kind_of, run_start
 
@@ -118,7 +132,8 @@ def launch_device(out, block, plan, keys, cuda_stream=0, failures=None):
         failures: an int64 device array of one element to count failures into; allocated if None.
 
     Returns:
-        The failures array (reading it synchronises; the public API does not).
+        The failures array (reading a device array synchronises; ``launch_reported`` reads a
+        host-mapped one once the launch has finished).
     """
     cuda = cuda_module()
     if failures is None:
@@ -137,14 +152,106 @@ def launch_device(out, block, plan, keys, cuda_stream=0, failures=None):
 
 
 def launch_cupy(result, block, plan, keys):
-    """Fill the CuPy array ``result`` on CuPy's current stream, without synchronising."""
+    """Fill the CuPy array ``result`` on CuPy's current stream, without synchronising; failures are
+    reported as ``launch_reported`` says."""
     import cupy
 
     cuda = cuda_module()
     flat = result.reshape(-1).view(plan.storage_dtype)
     nb_stream = cuda.external_stream(cupy.cuda.get_current_stream().ptr)
-    failures = cupy.zeros(1, dtype=np.int64)
-    launch_device(
-        cuda.as_cuda_array(flat, sync=False), block, plan, keys, nb_stream,
-        cuda.as_cuda_array(failures, sync=False),
-    )
+    launch_reported(cuda.as_cuda_array(flat, sync=False), block, plan, keys, nb_stream)
+
+
+# Failure reports ------------------------------------------------------------------------------------
+
+# At most this many launches wait for their report; one more waits for the oldest to finish (the only
+# synchronisation, and only with that many kernels in flight).
+MAX_PENDING = 4096
+
+
+class _Report(NamedTuple):
+    counter: object  # a host-mapped int64 array of one element, which the launch counts failures into
+    event: object  # recorded on the launch's stream after the launch
+    description: str  # what was drawn, for the error
+    device: object  # the device whose context the counter is mapped into
+
+
+_REPORTS: collections.deque = collections.deque()
+_SPARE: dict[object, list] = {}  # per device: counters checked and zeroed, ready for another launch
+_LOCK = threading.Lock()
+
+
+def launch_reported(out, block, plan, keys, cuda_stream=0) -> None:
+    """``launch_device`` with its failures reported without a synchronisation.
+
+    First raises the failures of earlier launches that have finished (``check_failures``); then
+    launches with a host-mapped counter and records an event after the launch on ``cuda_stream``.
+
+    Raises:
+        RuntimeError: an earlier launch left elements without a value (see the module docstring).
+    """
+    check_failures(wait=False)
+    if block.size == 0:
+        return
+    cuda = cuda_module()
+    device = _device_id(cuda)
+    with _LOCK:
+        spares = _SPARE.setdefault(device, [])
+        counter = spares.pop() if spares else None
+        oldest = _REPORTS[0] if len(_REPORTS) >= MAX_PENDING else None
+    if oldest is not None:
+        oldest.event.synchronize()
+        check_failures(wait=False)
+    if counter is None:
+        counter = cuda.mapped_array(1, np.int64)
+        counter[0] = 0
+    launch_device(out, block, plan, keys, cuda_stream, counter)
+    event = cuda.event() if simulator_enabled() else cuda.event(timing=False)  # the simulator's take no options
+    event.record(cuda_stream)
+    with _LOCK:
+        _REPORTS.append(_Report(counter, event, f"{plan.dtype.name} fill (parameters {plan.params})", device))
+
+
+def check_failures(wait: bool = False) -> None:
+    """Raise the failures of the finished launches of ``launch_reported`` (each reported once).
+
+    Args:
+        wait: wait for every launch so far to finish first (synchronises with their streams); else
+            only the launches already finished are read, without synchronising.
+
+    Raises:
+        RuntimeError: elements of those launches found no value within their bounds after
+            ``MAX_ATTEMPTS`` attempts (they hold NaN), in the words of the CPU's error.
+    """
+    failed = []
+    while True:
+        with _LOCK:
+            if not _REPORTS or not (wait or _finished(_REPORTS[0].event)):
+                break
+            report = _REPORTS.popleft()
+        if wait:
+            report.event.synchronize()
+        count = int(report.counter[0])
+        if count:
+            failed.append((count, report.description))
+            report.counter[0] = 0
+        with _LOCK:
+            _SPARE.setdefault(report.device, []).append(report.counter)
+    if failed:
+        details = "; ".join(f"{count} element(s) of a {description}" for count, description in failed)
+        raise RuntimeError(
+            f"GPU fill: {details} found no value within the bounds after {MAX_ATTEMPTS} attempts: the interval "
+            "is too narrow for that dtype's arithmetic; those elements hold NaN (reported after the kernel "
+            "finished, at the next warpinit GPU call or warpinit.check_gpu_failures())"
+        )
+
+
+def _finished(event) -> bool:
+    """Whether the work before ``event`` has finished, without waiting (the simulator's events have no
+    query: its kernels run synchronously)."""
+    query = getattr(event, "query", None)
+    return query is None or bool(query())
+
+
+def _device_id(cuda):
+    return getattr(cuda.get_current_device(), "id", 0)

@@ -32,6 +32,19 @@ Which words a lane reads (w0..w3 are the call's words; a 64-bit value is (high w
 * float64 normal: (w0, w1) gives the radius, (w2, w3) the angle; lane 0 cosine, lane 1 sine.
 * float64 Robert: (w0, w1) proposes, (w2, w3) accepts.
 
+Complex outputs (drawn by ``warpinit._complex``): a complex64 (complex128) tensor of shape S is the
+float32 (float64) tensor of shape (*S, 2), the real part of complex element i at real flat index 2i
+and its imaginary part at 2i + 1, so these words follow from the real ones above:
+
+* complex64 normal: element i reads call i // 2, words (w0, w1) for even i and (w2, w3) for odd i:
+  the first gives the radius, the second the angle; the real part takes the cosine, the imaginary
+  part the sine (one Box-Muller pair per complex value).
+* complex128 normal: element i reads the four words of call i: (w0, w1) the radius, (w2, w3) the
+  angle; real part cosine, imaginary part sine.
+* complex64 disk and modulus-truncated normal: element i's uniforms u1 (modulus) and u2 (angle) are
+  w_2l and w_2l+1 of call i // 2 with l = i mod 2; complex128: u1 from (w0, w1), u2 from (w2, w3) of
+  call i.
+
 Float32 normals reach 5.77 standard deviations at most (24-bit uniforms), as TensorFlow's and
 PyTorch's Box-Muller do; truncated normals beyond that use the Robert methods, which have no limit.
 """
@@ -55,8 +68,9 @@ METHOD_ROBERT_EXPONENTIAL = 3
 # Output formats: float32/float64 written as they are, or rounded to a 16-bit format (bits.FORMAT_*).
 FORMAT_NATIVE = 0
 
-# Attempts after which a redraw loop gives up on an element and reports it (see fill_cpu): never
-# reached by a valid configuration, whose attempts each succeed with probability above 0.3.
+# Attempts after which a redraw loop gives up on an element and reports it (fill_cpu raises at the
+# call, fill_cuda once the kernel has finished): never reached by a valid configuration, whose
+# attempts each succeed with probability above 0.3.
 MAX_ATTEMPTS = 1 << 16
 
 # A rejected candidate leaves this in the output until it is redrawn: NaN, never a valid output.

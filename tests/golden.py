@@ -14,6 +14,13 @@ import warpinit as wi
 
 PATH = Path(__file__).parent / "data" / "golden_v1.json"
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
+# Complex values: pairs of real values (warpinit._complex), frozen as the bits of their real parts
+# and imaginary parts in turn.
+COMPLEX_DTYPES = ["complex64", "complex128"]
+COMPLEX_SAMPLERS = {
+    "normal": (wi.normal, {"mean": 0.25, "stddev": 3.0}),
+    "normal_complex_mean": (wi.normal, {"mean": complex(-1.0, 0.5), "stddev": 0.5}),
+}
 SAMPLERS = {
     "uniform": (wi.uniform, {"minval": -1.5, "maxval": 2.5}),
     "normal": (wi.normal, {"mean": 0.25, "stddev": 3.0}),
@@ -32,7 +39,23 @@ DRAWS = [
 
 def bits(array):
     flat = np.ascontiguousarray(array).reshape(-1)
+    if flat.dtype.kind == "c":  # real and imaginary parts in turn
+        flat = flat.view(np.float32 if flat.dtype == np.complex64 else np.float64)
     return [format(int(v), "x") for v in flat.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[flat.itemsize])]
+
+
+def cases():
+    """(sampler name, sampler, keyword arguments, dtypes) of every table: real samplers, then complex."""
+    for name, (sampler, kwargs) in SAMPLERS.items():
+        yield name, sampler, kwargs, DTYPES
+    for name, (sampler, kwargs) in COMPLEX_SAMPLERS.items():
+        yield name, sampler, kwargs, COMPLEX_DTYPES
+
+
+def sampler_of(row):
+    """The sampler and keyword arguments of a table row."""
+    table = COMPLEX_SAMPLERS if row["dtype"] in COMPLEX_DTYPES else SAMPLERS
+    return table[row["sampler"]]
 
 
 def index_of(entry):
@@ -43,8 +66,8 @@ def index_of(entry):
 
 def generate():
     table = []
-    for name, (sampler, kwargs) in SAMPLERS.items():
-        for dtype in DTYPES:
+    for name, sampler, kwargs, dtypes in cases():
+        for dtype in dtypes:
             for seed, stream, shape, index in DRAWS:
                 values = sampler(tuple(shape), dtype=dtype, seed=seed, stream=stream, index=index_of(index),
                                  device="cpu", **kwargs)

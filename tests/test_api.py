@@ -96,7 +96,13 @@ HUGE = (2**40,)  # 4 TiB of float32: any allocation would fail, so errors must c
         (lambda: wi.uniform((2**40, 2**40), seed=1), ValueError, r"at most 2\*\*63 - 1"),
         (lambda: wi.normal(HUGE, dtype="int32", seed=1), TypeError, r"normal: dtype must be one of"),
         (lambda: wi.normal(HUGE, dtype="float", seed=1), TypeError, r"dtype must be one of"),
-        (lambda: wi.normal(HUGE, dtype=np.complex64, seed=1), TypeError, r"dtype must be one of"),
+        (lambda: wi.normal(HUGE, dtype=np.clongdouble, seed=1), TypeError, r"normal: complex dtypes are complex64 and"),
+        (lambda: wi.uniform(HUGE, dtype=np.complex64, seed=1), ValueError, r"uniform: dtype=.*complex64.* is complex"),
+        (lambda: wi.truncated_normal(HUGE, dtype="complex128", seed=1), ValueError, r"truncated_normal: dtype='complex"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, mean="0"), TypeError, r"normal: mean must be a real or"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, mean=complex(0, math.inf)), ValueError, r"mean must be fin"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, mean=3e39j), ValueError, r"imaginary part of mean=3e\+39"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, stddev=0.0), ValueError, r"normal: stddev must be finite"),
         (lambda: wi.normal(HUGE, seed=-1), ValueError, r"normal: seed must be in \[0, 2\*\*64\), got -1"),
         (lambda: wi.normal(HUGE, seed=2**64), ValueError, r"seed must be in \[0, 2\*\*64\)"),
         (lambda: wi.normal(HUGE, seed=1.5), TypeError, r"seed must be an int"),
@@ -132,6 +138,8 @@ HUGE = (2**40,)  # 4 TiB of float32: any allocation would fail, so errors must c
         (lambda: wi.uniform(HUGE, seed=1, index=np.array([1, 2])), TypeError, r"index: entries must be ints"),
         (lambda: wi.uniform(HUGE, seed=1, index=None), MemoryError, r"needs 4398046511104 bytes"),
         (lambda: wi.uniform(HUGE, seed=1, device="cpu"), MemoryError, r"4398046511104 bytes \(4096.0 GiB\)"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, device="cpu"), MemoryError, r"needs 8796093022208 bytes"),
+        (lambda: wi.normal(HUGE, dtype="complex64", seed=1, index=(0, 0)), IndexError, r"normal: index: too many"),
     ],
 )
 def test_bad_input_raises_before_allocating(call, error, text):

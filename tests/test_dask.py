@@ -188,7 +188,8 @@ ORTHOGONAL_ERRORS = [
     ((5, 4), {"batch": 0}),
     ((5, 4), {"batch": 1.5}),
     ((5, 4), {"batch": 2, "gain": float("inf")}),
-    ((5, 4), {"batch": 2, "dtype": "complex64"}),
+    ((5, 4), {"batch": 2, "dtype": "int32"}),
+    ((5, 4), {"batch": 2, "dtype": np.clongdouble}),
     ((5, 4), {"batch": 2, "seed": 2**64}),
     ((5, 4), {"batch": 2, "stream": 2**32 - 1}),
 ]

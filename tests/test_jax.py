@@ -24,7 +24,7 @@ initializers = jax.nn.initializers
 TESTS = Path(__file__).parent
 ALPHA = 1e-3  # significance of every statistical test (fixed keys: deterministic outcome)
 FACTORIES = ["uniform", "normal", "truncated_normal", "variance_scaling", "glorot_uniform", "glorot_normal",
-             "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "orthogonal"]
+             "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "orthogonal", "delta_orthogonal"]
 ALIASES = ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32]
 KEY = jax.random.key(20240601)
@@ -55,6 +55,15 @@ def test_factories_have_jax_signatures(name):
         [(p.name, p.default, p.kind) for p in theirs.parameters.values()]
     init = getattr(wj, name)(1.0, "fan_in", "normal") if name == "variance_scaling" else getattr(wj, name)()
     assert list(inspect.signature(init).parameters) == ["key", "shape", "dtype", "out_sharding"]
+
+
+def test_every_public_name_of_jax_nn_initializers():
+    theirs = {name for name in dir(initializers) if not name.startswith("_")}
+    assert theirs <= set(dir(wj)) and theirs <= set(wj.__all__)
+    assert wj.Initializer is initializers.Initializer
+    for name in FACTORIES:
+        init = getattr(wj, name)(1.0, "fan_in", "normal") if name == "variance_scaling" else getattr(wj, name)()
+        assert isinstance(init, initializers.Initializer)
 
 
 def test_aliases_and_reexports():
@@ -225,6 +234,117 @@ def test_orthogonal_empty_and_errors():
         wj.orthogonal(float("nan"))
 
 
+# Complex dtypes ---------------------------------------------------------------------------------------
+
+COMPLEX_LAWS = {  # distribution: the law of |z|^2 / (scale / fan), which is JAX's
+    "normal": stats.expon(),
+    "truncated_normal": None,  # the complex normal of sigma = 1 / 0.9531..., |z| <= 2 sigma
+    "uniform": stats.uniform(0.0, 2.0),  # the disk of radius sqrt(2): |z|^2 uniform on [0, 2)
+}
+
+
+def _modulus_law(distribution):
+    if distribution != "truncated_normal":
+        return COMPLEX_LAWS[distribution].cdf
+    sigma2 = 1.0 / 0.95311164380491208**2
+    return lambda x: -np.expm1(-np.asarray(x) / sigma2) / -math.expm1(-4.0)
+
+
+@pytest.mark.parametrize("distribution", ["normal", "truncated_normal", "uniform"])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_avg"])
+def test_complex_variance_scaling_against_jax(distribution, mode):
+    shape, scale = (160, 120), 1.7
+    fan = 160 if mode == "fan_in" else 140
+    ours = np.asarray(wj.variance_scaling(scale, mode, distribution)(KEY, shape, jnp.complex64)).astype(np.complex128)
+    theirs = np.asarray(initializers.variance_scaling(scale, mode, distribution)(KEY, shape, jnp.complex64))
+    assert ours.dtype == np.complex128 and ours.shape == shape
+    modulus = np.abs(ours.ravel()) ** 2 / (scale / fan)
+    assert stats.kstest(modulus, _modulus_law(distribution)).pvalue > ALPHA
+    assert stats.ks_2samp(modulus, np.abs(theirs.ravel()) ** 2 / (scale / fan)).pvalue > ALPHA
+    assert stats.kstest(np.angle(ours.ravel()), stats.uniform(-math.pi, 2 * math.pi).cdf).pvalue > ALPHA
+    if distribution == "normal":  # each part carries half the variance
+        part = stats.norm(scale=math.sqrt(scale / fan / 2))
+        assert stats.kstest(ours.real.ravel(), part.cdf).pvalue > ALPHA
+        assert stats.kstest(ours.imag.ravel(), part.cdf).pvalue > ALPHA
+
+
+def test_complex_normal_and_the_family():
+    z = np.asarray(wj.normal(0.5)(KEY, (300, 200), jnp.complex64))
+    _same(z, wi.normal((300, 200), stddev=0.5, dtype="complex64", seed=wj.seed_of(KEY), device="cpu"))
+    for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal"):
+        values = getattr(wj, name)()(KEY, (64, 48), jnp.complex64)
+        assert values.dtype == jnp.complex64 and values.shape == (64, 48)
+        scale = 2.0 if name.startswith("he") else 1.0
+        fan = 56 if name.startswith("glorot") else 64
+        assert np.mean(np.abs(np.asarray(values)) ** 2) == pytest.approx(scale / fan, rel=0.1)
+
+
+def test_complex128_needs_x64():
+    with jax.enable_x64(True):
+        z = wj.he_normal()(KEY, (30, 20), jnp.complex128)
+        assert z.dtype == jnp.complex128
+        _same(jax.jit(lambda k: wj.he_normal()(k, (30, 20), jnp.complex128))(KEY), z)
+    with jax.enable_x64(False), pytest.warns(UserWarning, match="jax_enable_x64"):
+        assert wj.normal()(KEY, (3, 2), jnp.complex128).dtype == jnp.complex64
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("shape, column_axis", [((48, 32), -1), ((32, 48), -1), ((3, 3, 8, 16), 2)])
+def test_complex_orthogonal_is_unitary_and_follows_jax_layout(dtype, shape, column_axis):
+    with jax.enable_x64(dtype == "complex128"):
+        q = wj.orthogonal(1.5, column_axis=column_axis)(KEY, shape, dtype)
+        assert q.dtype == jnp.dtype(dtype) and q.shape == shape
+        m = np.moveaxis(np.asarray(q, np.complex128), column_axis, -1)
+        m = m.reshape(-1, m.shape[-1]) / 1.5
+        if m.shape[0] < m.shape[1]:
+            m = m.T
+        tolerance = 2e-6 if dtype == "complex64" else 1e-13
+        assert np.abs(m.conj().T @ m - np.eye(m.shape[1])).max() <= tolerance
+        columns = shape[column_axis]
+        matrix = tuple(n for a, n in enumerate(shape) if a != column_axis % len(shape)) + (columns,)
+        expected = wi.orthogonal(matrix, gain=1.5, dtype=dtype, seed=wj.seed_of(KEY), device="cpu")
+        _same(q, np.moveaxis(expected, -1, column_axis))
+        _same(jax.jit(lambda k: wj.orthogonal(1.5, column_axis=column_axis)(k, shape, dtype))(KEY), q)
+
+
+def test_complex_vmap_equals_the_unbatched_calls():
+    keys = jax.random.split(KEY, 3)
+    init = wj.glorot_normal()
+    batched = jax.vmap(lambda key: init(key, (6, 5), jnp.complex64))(keys)
+    for k in range(3):
+        _same(batched[k], init(keys[k], (6, 5), jnp.complex64))
+
+
+# delta_orthogonal --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 4), (3, 5, 6, 8), (2, 3, 4, 5, 5)])
+def test_delta_orthogonal_is_the_orthogonal_matrix_at_the_centre(shape):
+    kernel = np.asarray(wj.delta_orthogonal(2.0)(KEY, shape))
+    theirs = np.asarray(initializers.delta_orthogonal(2.0)(KEY, shape))
+    centre = tuple((k - 1) // 2 for k in shape[:-2])
+    assert kernel.shape == shape and np.array_equal(kernel != 0, theirs != 0)  # zero outside the centre
+    _same(kernel[centre], wj.orthogonal(2.0)(KEY, shape[-2:]))
+    _same(jax.jit(lambda k: wj.delta_orthogonal(2.0)(k, shape))(KEY), kernel)
+    _same(wj.delta_orthogonal(2.0)(KEY, shape, out_sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])),
+          kernel)
+    complex_kernel = wj.delta_orthogonal(column_axis=-2)(KEY, shape, jnp.complex64)
+    _same(complex_kernel[centre], wj.orthogonal(column_axis=-2)(KEY, shape[-2:], jnp.complex64))
+
+
+def test_delta_orthogonal_errors_are_jaxs():
+    for shape in [(4, 4), (2, 2, 2, 2, 2, 2), (3, 5, 4)]:
+        with pytest.raises(ValueError) as theirs:
+            initializers.delta_orthogonal()(KEY, shape)
+        with pytest.raises(ValueError) as ours:
+            wj.delta_orthogonal()(KEY, shape)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="scale must be finite"):
+        wj.delta_orthogonal(float("inf"))
+    with pytest.raises(ValueError, match="dtype argument to `delta_orthogonal`"):
+        wj.delta_orthogonal()(KEY, (3, 4, 4), jnp.int8)
+
+
 # Keys, seeds and transformations ---------------------------------------------------------------------
 
 ALL_INITS = {
@@ -328,10 +448,17 @@ def test_zero_scale_and_empty_shapes():
 
 
 def test_dtype_errors_name_the_parameter():
-    for init in (wj.normal(), wj.glorot_uniform(), wj.orthogonal(), wj.truncated_normal()):
-        for dtype in (jnp.int32, jnp.complex64, "float8_e4m3fn"):
-            with pytest.raises(ValueError, match="dtype argument to `.*` must be a real float dtype"):
+    for init in (wj.normal(), wj.glorot_uniform(), wj.orthogonal(), wj.delta_orthogonal()):
+        for dtype in (jnp.int32, "float8_e4m3fn", jnp.bool_):
+            with pytest.raises(ValueError, match="dtype argument to `.*` must be a float or complex dtype"):
+                init(KEY, (3, 4, 4), dtype)
+    # Real only, as JAX's own: complex dtypes are refused with JAX's words.
+    for init, name in ((wj.uniform(), "uniform"), (wj.truncated_normal(), "truncated_normal")):
+        for dtype in (jnp.complex64, jnp.int32):
+            with pytest.raises(ValueError, match=f"dtype argument to `{name}` must be a float dtype"):
                 init(KEY, (4, 4), dtype)
+            with pytest.raises(ValueError, match=f"dtype argument to `{name}` must be a float dtype"):
+                getattr(initializers, name)()(KEY, (4, 4), dtype)
 
 
 def test_float64_without_x64_is_truncated_with_a_warning():

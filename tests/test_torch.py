@@ -27,6 +27,9 @@ DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 NAMES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32", torch.float64: "float64"}
 FUNCTIONS = ["uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
              "kaiming_normal_", "orthogonal_"]
+# torch's deprecated names without the underscore, each with arguments that fit it.
+ALIASES = {"uniform": (), "normal": (), "constant": (0.5,), "eye": (), "dirac": (), "xavier_uniform": (),
+           "xavier_normal": (), "kaiming_uniform": (), "kaiming_normal": (), "orthogonal": (), "sparse": (0.5,)}
 
 
 def bits(tensor):
@@ -43,7 +46,7 @@ def as_numpy(array):
 # The drop-in contract -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", FUNCTIONS + ["sparse_"])
 def test_signatures_extend_torch(name):
     ours = list(inspect.signature(getattr(wt, name)).parameters.values())
     theirs = list(inspect.signature(getattr(nn.init, name)).parameters.values())
@@ -52,6 +55,36 @@ def test_signatures_extend_torch(name):
     assert [(p.name, p.default, p.kind) for p in ours[len(theirs):]] == \
         [("seed", None, inspect.Parameter.KEYWORD_ONLY), ("stream", 0, inspect.Parameter.KEYWORD_ONLY)]
     assert getattr(wt, name).__doc__ and "{seed_args}" not in getattr(wt, name).__doc__
+
+
+def test_every_public_name_of_torch_nn_init():
+    """Every function torch.nn.init defines (its __all__, and nothing it merely imports, such as Tensor)."""
+    defined = {name for name in dir(nn.init) if not name.startswith("_") and callable(getattr(nn.init, name))
+               and getattr(getattr(nn.init, name), "__module__", None) == "torch.nn.init"}
+    assert defined == set(nn.init.__all__)
+    assert {name for name in dir(wt) if callable(getattr(wt, name))} >= defined
+    assert set(wt.__all__) >= defined and set(wt.__all__) <= set(dir(wt))
+    assert wt.eye_ is nn.init.eye_ and wt.dirac_ is nn.init.dirac_ and wt.constant is nn.init.constant
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+def test_deprecated_names_warn_like_torchs(name):
+    shape = (4, 3, 3) if name == "dirac" else (4, 3)
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        getattr(nn.init, name)(torch.empty(shape), *ALIASES[name])
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        result = getattr(wt, name)(torch.empty(shape), *ALIASES[name])
+    assert [(w.category, str(w.message)) for w in ours] == [(w.category, str(w.message)) for w in theirs]
+    assert ours[0].category is FutureWarning and ours[0].filename == __file__  # at the caller, as torch's
+    assert result.shape == shape
+    if name in ("constant", "eye", "dirac"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        aliased = getattr(wt, name)(torch.empty(shape), *ALIASES[name], seed=9, stream=2)
+    assert torch.equal(aliased, getattr(wt, name + "_")(torch.empty(shape), *ALIASES[name], seed=9, stream=2))
 
 
 def test_calculate_gain_matches_torch():
@@ -273,10 +306,107 @@ def test_no_ops_like_torch():
     meta = torch.empty(5, 4, device="meta")
     for name in FUNCTIONS:
         assert getattr(wt, name)(meta) is meta
+    assert wt.sparse_(meta, 0.5) is meta
     assert torch.all(wt.uniform_(torch.empty(3), 2.0, 2.0) == 2.0)  # torch fills a when a == b
     assert torch.all(wt.normal_(torch.empty(3), 1.5, 0.0) == 1.5)
     assert torch.all(wt.xavier_uniform_(torch.empty(3, 2), gain=0.0) == 0.0)
     assert wt.normal_(torch.empty(()), seed=1).shape == ()
+
+
+# sparse_ ----------------------------------------------------------------------------------------------------
+
+
+def _zeroed_rows(rows, cols, sparsity, seed, stream):
+    """The documented rule: the ceil(sparsity * rows) rows of each column with the smallest uniforms of
+    the seed derived with the tag "SPARSE__"."""
+    from warpinit.kernels.philox import derive_seed
+
+    tag = int.from_bytes(b"SPARSE__", "big")
+    keys = wi.uniform((rows, cols), dtype="float64", seed=derive_seed(seed, tag), stream=stream, device="cpu")
+    mask = np.zeros((rows, cols), bool)
+    order = np.argsort(keys, axis=0, kind="stable")[: math.ceil(sparsity * rows)]
+    np.put_along_axis(mask, order, True, axis=0)
+    return mask
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, cols, sparsity", [(30, 7, 0.1), (5, 40, 0.5), (64, 3, 0.97)])
+def test_sparse_values_and_zeros_follow_the_seed(dtype, rows, cols, sparsity):
+    t = torch.full((rows, cols), 7.0, dtype=dtype)
+    assert wt.sparse_(t, sparsity, std=0.3, seed=11, stream=4) is t
+    zeros = _zeroed_rows(rows, cols, sparsity, 11, 4)
+    assert torch.equal(torch.from_numpy(zeros), t == 0)
+    assert ((t == 0).sum(0) == math.ceil(sparsity * rows)).all()  # each column, exactly (normals are never 0)
+    values = wt.normal_(torch.empty(rows, cols, dtype=dtype), 0.0, 0.3, seed=11, stream=4)
+    assert torch.equal(t[t != 0], values[t != 0])
+    assert not torch.equal(t, wt.sparse_(torch.empty(rows, cols, dtype=dtype), sparsity, 0.3, seed=11, stream=5))
+
+
+def test_sparse_zeros_are_uniform_and_independent_across_columns():
+    rows, cols, sparsity = 10, 20000, 0.3
+    t = wt.sparse_(torch.empty(rows, cols, dtype=torch.float64), sparsity, seed=2)
+    zeros = (t == 0).numpy()
+    # Every row is zeroed in a column with probability 3/10: chi-square over the rows' counts.
+    counts = zeros.sum(1)
+    assert stats.chisquare(counts).pvalue > ALPHA
+    # Which rows a column zeroes does not depend on the previous column: the overlap of neighbours is
+    # hypergeometric (3 of 10 chosen, 3 marked).
+    overlap = (zeros[:, 1:] & zeros[:, :-1]).sum(0)
+    law = stats.hypergeom(rows, 3, 3)
+    observed = np.bincount(overlap, minlength=4)
+    assert stats.chisquare(observed, law.pmf(np.arange(4)) * overlap.size).pvalue > ALPHA
+    x = t[t != 0].numpy()
+    assert stats.kstest(x, stats.norm(0.0, 0.01).cdf).pvalue > ALPHA
+
+
+def test_sparse_seed_none_draws_one_seed_from_torchs_generator():
+    a, b = torch.empty(12, 6), torch.empty(12, 6)
+    torch.manual_seed(3)
+    wt.sparse_(a, 0.25)
+    torch.manual_seed(3)
+    seed = _torch_seed()
+    assert torch.equal(a, wt.sparse_(b, 0.25, seed=seed))
+    generator = torch.Generator().manual_seed(8)
+    state = torch.get_rng_state()
+    wt.sparse_(a, 0.25, std=2.0, generator=generator)  # positional generator, as torch's
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, wt.sparse_(b, 0.25, 2.0, torch.Generator().manual_seed(8)))
+
+
+def _torch_seed():
+    low, high = torch.randint(0, 2**32, (2,), dtype=torch.int64)
+    return (int(high) << 32) | int(low)
+
+
+def test_sparse_edge_cases_and_errors():
+    assert torch.equal(wt.sparse_(torch.empty(6, 4), 0.0, 0.5, seed=1), wt.normal_(torch.empty(6, 4), 0.0, 0.5, seed=1))
+    assert torch.all(wt.sparse_(torch.full((6, 4), 3.0), 1.0, seed=1) == 0)  # every row of every column
+    assert torch.all(wt.sparse_(torch.full((6, 4), 3.0), 0.5, std=0.0, seed=1) == 0)
+    assert wt.sparse_(torch.empty(0, 4), 0.5, seed=1).shape == (0, 4)
+    for shape in [(5,), (2, 3, 4)]:
+        with pytest.raises(ValueError) as theirs:
+            nn.init.sparse_(torch.empty(shape), 0.5)
+        with pytest.raises(ValueError, match=f"^{theirs.value}$"):
+            wt.sparse_(torch.empty(shape), 0.5, seed=1)
+    t = torch.full((4, 3), 7.0)
+    for arguments, error, match in [((1.5,), ValueError, r"sparse_: sparsity must be in \[0, 1\]"),
+                                    ((-0.1,), ValueError, "sparsity must be in"),
+                                    ((math.nan,), ValueError, "sparsity must be finite"),
+                                    (("half",), TypeError, "sparsity must be a real number"),
+                                    ((0.5, -1.0), ValueError, "std must be >= 0"),
+                                    ((0.5, 1e-9), ValueError, "is not representable")]:
+        with pytest.raises(error, match=match):
+            wt.sparse_(t.half() if arguments[1:] == (1e-9,) else t, *arguments, seed=1)
+    assert torch.all(t == 7.0)
+
+
+def test_initialize_with_sparse_draws_the_in_place_function():
+    model = nn.Sequential(nn.Linear(20, 30), nn.Linear(30, 30))
+    wt.initialize(model, seed=5, weight=functools.partial(wt.sparse_, sparsity=0.2, std=0.05), bias=0.0)
+    for index in (0, 1):
+        weight = model[index].weight
+        expected = wt.sparse_(torch.empty(weight.shape), 0.2, 0.05, seed=wt.parameter_seed(5, f"{index}.weight"))
+        assert torch.equal(weight, expected)
 
 
 # Tensors: views, autograd --------------------------------------------------------------------------------

@@ -135,3 +135,65 @@ def test_public_orthogonal_on_gpu():
             # Same Gaussian inputs as the CPU: the same matrices within the orthogonality tolerance.
             cpu = wi.orthogonal(shape, batch=batch, dtype=dtype, seed=4, device="cpu").astype(np.float64)
             assert np.abs(m - cpu).max() <= 10 * tolerance + (2e-2 if dtype == "bfloat16" else 0)
+
+
+# Failures: reported as on the CPU, without a synchronisation on the normal path --------------------------
+
+
+def _hopeless(dtype=np.dtype(np.float32)):
+    """A uniform plan whose accepted interval [3, 4] no candidate of [0, 1) reaches: every attempt fails."""
+    import dataclasses
+
+    good = plan.uniform(0.0, 1.0, dtype)
+    compute = good.params[0].dtype.type
+    return dataclasses.replace(good, params=(compute(0.0), compute(1.0), compute(3.0), compute(4.0)) + good.params[4:])
+
+
+@pytest.fixture
+def few_attempts(monkeypatch):
+    """Kernels compiled with MAX_ATTEMPTS = 3, so that a failing element gives up quickly."""
+    monkeypatch.setattr(fill_cuda, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(fill_cuda, "_SOURCES", {})
+    monkeypatch.setattr(fill_cuda, "_KERNELS", {})
+    fill_cuda.check_failures(wait=True)  # nothing left over from other tests
+    yield
+    fill_cuda.check_failures(wait=True)
+
+
+def test_cpu_raises_at_the_call_for_an_interval_no_candidate_reaches():
+    with pytest.raises(RuntimeError, match=r"5 element\(s\) found no value within the bounds"):
+        fill_cpu.launch(np.empty(5, np.float32), layout.whole((5,)), _hopeless(), key_table(1, 0))
+
+
+def test_gpu_failures_are_reported_by_the_next_launch_and_by_check(few_attempts):
+    bad, keys = _hopeless(), key_table(1, 0)
+    out = cuda.to_device(np.zeros(5, np.float32))
+    fill_cuda.launch_reported(out, layout.whole((5,)), bad, keys)  # returns without raising: no synchronisation
+    assert np.isnan(out.copy_to_host()).all()  # left NaN, never a value out of bounds (the copy waits for it)
+    with pytest.raises(RuntimeError, match=r"GPU fill: 5 element\(s\) of a float32 fill .* after 3 attempts"):
+        fill_cuda.check_failures(wait=False)
+    fill_cuda.check_failures(wait=True)  # reported once
+
+    # The next launch raises before launching anything (its output stays as it was).
+    fill_cuda.launch_reported(out, layout.whole((5,)), bad, keys)
+    cuda.synchronize()  # on a GPU: the failed kernel has finished, as the next launch's read needs
+    fine = cuda.to_device(np.full(4, 7.0, np.float32))
+    with pytest.raises(RuntimeError, match=r"5 element\(s\)"):
+        fill_cuda.launch_reported(fine, layout.whole((4,)), plan.uniform(0.0, 1.0, np.dtype(np.float32)), keys)
+    assert (fine.copy_to_host() == 7.0).all()
+
+    # The normal path reports nothing and reuses its counters (one per launch in flight).
+    import warpinit
+
+    for _ in range(3):
+        fill_cuda.launch_reported(fine, layout.whole((4,)), plan.normal(0.0, 1.0, np.dtype(np.float32)), keys)
+    warpinit.check_gpu_failures()
+    assert sum(len(spares) for spares in fill_cuda._SPARE.values()) <= 2
+    # 16-bit and float64 failures too, each naming its fill.
+    for dtype in (plan.BFLOAT16, np.dtype(np.float64)):
+        storage = cuda.to_device(np.zeros(3, np.uint16 if dtype == plan.BFLOAT16 else np.float64))
+        fill_cuda.launch_reported(storage, layout.whole((3,)), _hopeless(dtype), keys)
+        with pytest.raises(RuntimeError, match=rf"3 element\(s\) of a {dtype.name} fill"):
+            warpinit.check_gpu_failures(wait=True)
+        held = storage.copy_to_host()  # the NaN sentinel of the storage format
+        assert (held == 0x7FFF).all() if dtype == plan.BFLOAT16 else np.isnan(held).all()

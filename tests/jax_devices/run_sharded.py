@@ -65,6 +65,25 @@ def _():
                 same(traced, whole, label + " jit")
 
 
+@check("complex64: the complex forms and delta_orthogonal, sharded == unsharded, eager and jit")
+def _():
+    inits = {"normal": wj.normal(2.0), "he_normal": wj.he_normal(), "glorot_uniform": wj.glorot_uniform(),
+             "orthogonal": wj.orthogonal()}
+    for init_name, init in inits.items():
+        whole = init(key, SHAPE, jnp.complex64)
+        for sharding_name in ("rows", "2d", "partly-replicated"):
+            sharding = SHARDINGS[sharding_name]
+            same(init(key, SHAPE, jnp.complex64, out_sharding=sharding), whole, f"{init_name} {sharding_name} eager")
+            traced = jax.jit(lambda k, init=init, sharding=sharding: init(k, SHAPE, jnp.complex64,
+                                                                          out_sharding=sharding))(key)
+            same(traced, whole, f"{init_name} {sharding_name} jit")
+    delta = wj.delta_orthogonal()
+    kernel = delta(key, (3, 3, 8, 16))
+    sharded = delta(key, (3, 3, 8, 16), out_sharding=NamedSharding(grid, P(None, None, "a", "b")))
+    assert len(sharded.sharding.device_set) == 8
+    same(sharded, kernel, "delta_orthogonal")
+
+
 @check("orthogonal stacks split by whole matrices, and matrices split across devices")
 def _():
     stack = wj.orthogonal(batch_dims=1)
