@@ -15,7 +15,8 @@
 #   5. warpinit.torch and warpinit.jax against torch.nn.init and jax.nn.initializers on the GPU;
 #   6. the PyTorch and JAX faces' tests, whose CUDA tests run only here (DLPack views of CUDA tensors);
 #   7. the rest of the test suite on this machine (the wheel test skips here).
-# Aim: about 5 minutes in total; the step timeouts add up to 590 s, under the device tool's 600 s per call.
+# Aim: about 5 minutes in total; the step timeouts add up to 590 s, under the 600 s a single command may
+# run on the lent GPU machine.
 set -u
 OUT=${1:-gpu-check-results}
 mkdir -p "$OUT"
