@@ -318,10 +318,7 @@ class FastInit:
 
         name = getattr(func, "__name__", "")
         target = args[0] if args else None
-        if served:
-            rest, kwargs = self.resolve(func, tuple(args[1:]), kwargs)
-            return (target, *rest), kwargs
-        if _torch_dtensors.selection_of(target) is not None and (
+        if not served and _torch_dtensors.selection_of(target) is not None and (
                 (name.endswith("_") and not name.endswith("__")) or name.startswith("__i") or "out" in kwargs):
             raise NotImplementedError(
                 f"fast_init: {name} writes into an indexed part of a DTensor; warpinit writes constants (fill_, "
@@ -335,6 +332,8 @@ class FastInit:
             self.draw_read([selection.root])
             return _torch_dtensors.resolve(selection)
 
+        if served:
+            return (target, *tree_map(real, tuple(args[1:]))), tree_map(real, kwargs)
         return tree_map(real, args), tree_map(real, kwargs)
 
     def unwritten(self):
@@ -569,7 +568,7 @@ def _init_constant(context, func, args, kwargs):
     if not isinstance(tensor, torch.Tensor):
         return func(*args, **kwargs)
     if context.selections:
-        value = context.resolve(func, (value,), {})[0][0]
+        (tensor, value), _ = context.resolve(func, (tensor, value), {}, served=True)
     if not context.overwrite(tensor, value if isinstance(value, (int, float)) else None):
         with torch.no_grad():
             (tensor if _torch_dtensors.selection_of(tensor) is None else _torch_dtensors.local(tensor)).fill_(value)
