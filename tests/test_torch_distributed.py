@@ -7,7 +7,8 @@ Linear/Embedding stack (every sampler and dtype, uneven and empty shards, a padd
 transformers Llama, ``fast_init`` over sharded models' own code, tensor parallelism
 (Colwise/RowwiseParallel, an orthogonal weight split by rows), a 2-D mesh (FSDP2 over tensor
 parallelism, explicit placements), unsupported placements refused, and each process's peak memory
-about its own share. Gathered weights equal the single-process ``initialize`` bit for bit.
+about its own share. Gathered weights equal the single-process ``initialize`` bit for bit. Then
+warpinit.torch without any process group, and the sharded benchmark at a tiny size.
 """
 
 import importlib.util
@@ -100,3 +101,18 @@ def test_warpinit_torch_needs_no_process_group():
             "assert not loaded, loaded\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_sharded_benchmark_reports_both_routes_per_process():
+    """bench/torch_sharded.py at a tiny size, on one process (the suite's time): a JSON report of both
+    routes with the process's time and peak memory."""
+    command = [sys.executable, "-m", "warpinit.bench.torch_sharded", "--processes", "1", "--repeats", "1",
+               "--layers", "1", "--hidden", "64", "--vocabulary", "256"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [(run["route"], run["processes"]) for run in report["runs"]] == [("torch", 1), ("warpinit", 1)]
+    for run in report["runs"]:
+        assert run["time_s"] > 0 and run["cpu_s"] > 0 and run["peak_added_bytes"] >= 0
+        assert run["local_bytes"] == [report["model"]["bytes"]] and run["share_bytes"] == report["model"]["bytes"]
+    assert report["torch_over_warpinit_time"]["1"] > 0

@@ -195,21 +195,35 @@ def check_fast_init_dtensors(rank, world):
         torch.nn.init.trunc_normal_(module[2].weight, std=0.05, a=-0.06, b=0.08)
         torch.nn.init.xavier_normal_(module[1].weight)
         with torch.no_grad():
-            module[0].weight[5:9, 2:].normal_(0.0, 3.0)
-            module[0].weight[1] = 2.0
+            embedding = module[0].weight
+            embedding[5:9, 2:].normal_(0.0, 3.0)  # a random fill of an indexed part
+            embedding[1] = 2.0
+            embedding[30] = embedding[6]  # a copy from another part (read as torch reads it)
+            torch.nn.init.constant_(embedding[10:20][2:4, :3], -1.5)  # a part of a part
+            torch.nn.init.zeros_(embedding[-1])
             module[4].bias.zero_()
+            total = embedding[5:9].sum()  # reading a part
+        return float(total.full_tensor() if hasattr(total, "full_tensor") else total)
 
     with wt.fast_init(seed=SEED):
-        code(model)
+        total = code(model)
+        try:
+            model[0].weight[2].mul_(2.0)
+        except NotImplementedError as error:
+            assert "mul_" in str(error), str(error)
+        else:
+            raise AssertionError("an in-place multiplication of an indexed part of a DTensor went through")
     with wt.fast_init(seed=SEED):
-        code(reference)
+        expected = code(reference)
     _assert_same(model, reference)
+    assert abs(total - expected) <= 1e-5 * abs(expected), (total, expected)
     assert torch.all(model[0].weight.full_tensor()[1] == 2.0)
 
 
 def check_fsdp_llama(rank, world):
     """fully_shard of a transformers Llama built on the meta device: initialize() runs its own
-    scheme (reset_parameters, _init_weights with a padding row) on DTensors; a training step works."""
+    scheme (reset_parameters, _init_weights with a padding row) on DTensors; a training step works,
+    and a second initialize() after it reaches what FSDP2 gathers."""
     import torch
     from torch.distributed.device_mesh import init_device_mesh
 
@@ -229,6 +243,13 @@ def check_fsdp_llama(rank, world):
     assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
     loss.backward()
     assert all(torch.isfinite(p.grad.full_tensor()).all() for p in model.parameters())
+    # Re-initialized after FSDP2 ran (its shards resharded, its buffers set up): what it gathers next.
+    wt.initialize(model, seed=SEED + 1)
+    wt.initialize(reference, seed=SEED + 1)
+    _assert_same(model, reference)
+    loss = model(input_ids=tokens, labels=tokens).loss
+    expected = reference(input_ids=tokens, labels=tokens).loss
+    assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
 
 
 def check_fast_init_llama(rank, world):
@@ -463,6 +484,8 @@ def main(argv) -> int:
     # inherit this before they import numba and torch).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    # Large blocks go back to the system when freed: what earlier checks freed cannot hide a peak.
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 17))
     import torch.multiprocessing as mp
 
     world, out = int(argv[0]), argv[1]
