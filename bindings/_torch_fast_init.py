@@ -29,8 +29,9 @@ DTensors (``torch.distributed.tensor``: FSDP2, tensor parallelism, ``distribute_
 served the same way, keyed by their local tensor's storage: each process draws only the part of the
 global tensor it holds, so the gathered tensor equals the single-process draw bit for bit with no
 communication, and a constant written into an indexed part (an Embedding's padding row) goes into
-the elements this process holds (see ``_torch_dtensors``). A placement warpinit does not draw
-(``Partial``, custom placements) is a ValueError at the fill.
+the elements this process holds (see ``_torch_dtensors``); other in-place operations on such a part
+are a NotImplementedError (torch would write into a gathered copy). A placement warpinit does not
+draw (``Partial``, custom placements) is a ValueError at the fill.
 
 Not served (torch's own op runs, with torch's generator): complex and integer tensors, and other
 random functions (``random_``, ``bernoulli_``, ``exponential_``, ``torch.normal``...). Fills of meta

@@ -97,7 +97,8 @@ def test_warpinit_torch_needs_no_process_group():
             "with wt.fast_init(seed=3):\n"
             "    model[1].weight[2].normal_()\n"
             "assert torch.all(model[1].weight[1] == 0)\n"
-            "loaded = [name for name in ('torch.distributed.tensor', 'torch.distributed.fsdp') if name in sys.modules]\n"
+            "loaded = [name for name in ('torch.distributed.tensor', 'torch.distributed.fsdp')\n"
+            "          if name in sys.modules]\n"
             "assert not loaded, loaded\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -155,7 +155,7 @@ def _assert_distributed(model) -> None:
 
 def check_fsdp_stack(rank, world):
     """fully_shard of a Linear/Embedding stack (meta), every sampler and dtype: the gathered weights
-    are the single-process ones; FSDP2 keeps the padded shards it wrote into."""
+    are the single-process ones, also after a failed initialize(); FSDP2 gathers what was drawn."""
     import torch
     from torch.distributed.device_mesh import init_device_mesh
 
@@ -164,6 +164,15 @@ def check_fsdp_stack(rank, world):
     mesh = init_device_mesh("cpu", (world,))
     model = _on_meta(_stack)
     _fully_shard(model, mesh, list(model))
+
+    def fails(module):
+        raise KeyError("init_fn fails")
+
+    try:  # a failed initialize() puts the shards back on the meta device, and FSDP2 with them
+        wt.initialize(model, seed=SEED, init_fn=fails)
+    except KeyError:
+        pass
+    assert all(parameter.is_meta for parameter in model.parameters())
     wt.initialize(model, seed=SEED, **_overrides())
     reference = _on_meta(_stack)
     wt.initialize(reference, seed=SEED, **_overrides())
