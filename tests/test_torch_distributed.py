@@ -1,6 +1,6 @@
 """warpinit.torch on DTensors under torch.distributed: 2 and 4 CPU processes (gloo).
 
-Each world size runs once (tests/torch_distributed/run_ranks.py in a subprocess of its own session,
+Each world size runs once (tests/torch_distributed/run_ranks.py in a subprocess leading its own process group,
 killed with its processes past a deadline), every process running the same named checks; each check
 is a test here that passes when every process reported it ok: FSDP2's ``fully_shard`` of a
 Linear/Embedding stack (every sampler and dtype, uneven and empty shards, a padding row) and of a
