@@ -22,11 +22,13 @@ and "constant" the real ``value``; ``warpinit._complex`` draws them as pairs of 
 
 The Keras, PyTorch and JAX faces translate their initializers into these pairs (variance scaling
 through ``variance_scaling``, fans through ``fans``), the whole-model engine groups by them, and
-``generate`` draws K tensors of one distribution at once.
+``generate`` draws K tensors of one distribution at once. ``generate_part`` draws the ``Part`` of a
+tensor that one process of a distributed program holds (a shard), ``generate_block`` one block.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -239,9 +241,55 @@ def check(distribution, dtype) -> None:
         raise ValueError(f"{kind}: {'gain' if kind == 'orthogonal' else 'value'} must be finite, got {params[0]!r}")
 
 
-def workspace_bytes(distribution, shape, dtype, count: int) -> int:
-    """Bytes that drawing ``count`` tensors of ``shape`` takes at its peak, results included."""
+class Part(NamedTuple):
+    """The part of a tensor that one process holds (the shard of a distributed tensor).
+
+    ``shape`` is the whole tensor's shape; ``runs`` gives, for each of its axes, the (start, stop)
+    ranges of indices, in increasing order, whose concatenation is that axis of the part: one range
+    per axis for a block, several for strided shards. The part is the tensor indexed by those
+    indices on every axis (an outer product), in C order.
+    """
+
+    shape: tuple
+    runs: tuple
+
+    @classmethod
+    def block(cls, shape, ranges) -> "Part":
+        """The block ``ranges`` ((start, stop) per axis) of a tensor of ``shape``."""
+        return cls(tuple(shape), tuple(((int(start), int(stop)),) for start, stop in ranges))
+
+    @property
+    def out_shape(self) -> tuple:
+        """The part's own shape."""
+        return tuple(sum(stop - start for start, stop in axis) for axis in self.runs)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.out_shape)
+
+    def pieces(self):
+        """The blocks the runs make: (index in the part, index in the whole tensor), each a tuple
+        of slices, together covering the part once."""
+        axes = []
+        for axis in self.runs:
+            here, entries = 0, []
+            for start, stop in axis:
+                entries.append((slice(here, here + stop - start), slice(start, stop)))
+                here += stop - start
+            axes.append(entries)
+        for combination in itertools.product(*axes):
+            yield tuple(local for local, _ in combination), tuple(whole for _, whole in combination)
+
+
+def workspace_bytes(distribution, shape, dtype, count: int, part: Part | None = None) -> int:
+    """Bytes that drawing ``count`` tensors of ``shape`` takes at its peak, results included (with
+    ``part``: that part of one tensor, an orthogonal matrix still built whole)."""
     dtype = numpy_dtype(dtype)
+    if part is not None:
+        own = part.size * dtype.itemsize
+        if distribution[0] == "orthogonal":
+            return own + workspace_bytes(distribution, shape, dtype, 1)
+        return own if all(len(axis) == 1 for axis in part.runs) else 2 * own  # pieces through a buffer
     if distribution[0] == "orthogonal":
         from . import _orthogonal
 
@@ -282,6 +330,45 @@ def generate(distribution, shape, dtype, keys, device: str, result=None):
     return result
 
 
+def generate_part(distribution, shape, dtype, keys, device: str, part: Part, result=None):
+    """``part`` of one tensor of ``distribution``: of ``generate(distribution, shape, dtype, keys,
+    device)[0].reshape(part.shape)`` (``keys`` one row of a key table; ``part.shape`` has ``shape``'s
+    C-order flattening, e.g. a weight's shape beside the (rows, cols) matrix an orthogonal draw sees).
+
+    The real samplers draw only the part's values, equal to the whole tensor's by the counter
+    contract (a sampler's values depend on the flat index alone), so every process of a distributed
+    program pays for its own shard only. Orthogonal and sparse matrices, and complex values, are
+    built whole and sliced (they have no cheaper part). ``result`` is a C-contiguous array of
+    ``part.out_shape`` on ``device`` (allocated when None). Returns ``result``.
+    """
+    from warpinit import _sampling
+
+    kind, params = distribution
+    dtype = numpy_dtype(dtype)
+    if result is None:
+        result = _devices.empty(device, part.out_shape, dtype)
+    if part.size == 0:
+        return result
+    if kind == "constant":
+        result[...] = params[0]
+    elif kind in ("orthogonal", "sparse") or dtype.kind == "c" or kind not in ("uniform", "normal",
+                                                                              "truncated_normal"):
+        whole = generate(distribution, shape, dtype, keys, device)[0].reshape(part.shape)
+        for here, there in part.pieces():
+            result[here] = whole[there]
+    else:
+        plan = plan_of(distribution, dtype)
+        for here, there in part.pieces():
+            target = result[here]
+            if target.flags.c_contiguous:
+                _sampling.generate_block(plan, part.shape, there, keys, device, target)
+            else:  # a piece along an inner axis of a strided part
+                values = _devices.empty(device, target.shape, dtype)
+                _sampling.generate_block(plan, part.shape, there, keys, device, values)
+                target[...] = values
+    return result
+
+
 def generate_block(distribution, shape, dtype, seed: int, ranges, device: str, cache=None, out=None):
     """The block ``ranges`` ((start, stop) per axis) of ``generate(distribution, shape, dtype,
     key_table(seed, 0), device)[0]``, as a new C-contiguous array on ``device`` (or written into
@@ -292,10 +379,9 @@ def generate_block(distribution, shape, dtype, seed: int, ranges, device: str, c
     matrix is built whole (it has no cheaper block) and sliced; ``cache`` (a dict) keeps it for the
     other blocks.
     """
-    from warpinit import _sampling
     from warpinit.kernels.philox import key_table
 
-    kind, params = distribution
+    kind = distribution[0]
     dtype = numpy_dtype(dtype)
     shape = tuple(shape)
     index = tuple(slice(start, stop) for start, stop in ranges)
@@ -309,16 +395,14 @@ def generate_block(distribution, shape, dtype, seed: int, ranges, device: str, c
             return whole[index].copy()
         out[...] = whole[index]
         return out
-    result = out if out is not None else _devices.empty(device, tuple(stop - start for start, stop in ranges), dtype)
-    if kind == "constant":
-        result[...] = params[0]
-    elif dtype.kind == "c":
+    if dtype.kind == "c" and kind != "constant":
         from . import _complex
 
+        result = out if out is not None else _devices.empty(device, tuple(stop - start for start, stop in ranges),
+                                                            dtype)
         _complex.generate_block(distribution, shape, dtype, index, key_table(seed, 0), device, result)
-    else:
-        _sampling.generate_block(plan_of(distribution, dtype), shape, index, key_table(seed, 0), device, result)
-    return result
+        return result
+    return generate_part(distribution, shape, dtype, key_table(seed, 0), device, Part.block(shape, ranges), out)
 
 
 def _generate_sparse(params, shape, dtype, keys, device, result) -> None:

@@ -25,6 +25,14 @@ fill (a temporary, part of a tensor, a fill the code read back) from ``tensor_se
 bits on every run and thread count; ``warpinit.torch.parameter_seed(seed, name)`` re-draws a pending
 tensor alone.
 
+DTensors (``torch.distributed.tensor``: FSDP2, tensor parallelism, ``distribute_tensor``) are
+served the same way, keyed by their local tensor's storage: each process draws only the part of the
+global tensor it holds, so the gathered tensor equals the single-process draw bit for bit with no
+communication, and a constant written into an indexed part (an Embedding's padding row) goes into
+the elements this process holds (see ``_torch_dtensors``); other in-place operations on such a part
+are a NotImplementedError (torch would write into a gathered copy). A placement warpinit does not
+draw (``Partial``, custom placements) is a ValueError at the fill.
+
 Not served (torch's own op runs, with torch's generator): complex and integer tensors, and other
 random functions (``random_``, ``bernoulli_``, ``exponential_``, ``torch.normal``...). Fills of meta
 tensors are no-ops, as in torch. One context per thread at a time (nesting is an error); contexts in
@@ -43,7 +51,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from . import _args, _distributions, _seeds, _torch_init, _torch_tensors, _whole_model
+from . import _args, _distributions, _seeds, _torch_dtensors, _torch_init, _torch_tensors, _whole_model
 from ._torch_tensors import FLOATS, Fill
 
 _STATE = threading.local()  # .context: the open FastInit of this thread
@@ -74,7 +82,9 @@ class _Pending(NamedTuple):
 
 
 def storage_key(tensor):
-    """The identity of a tensor's storage (None for meta and empty tensors)."""
+    """The identity of a tensor's storage - a DTensor's: its local tensor's - (None for meta and empty
+    tensors)."""
+    tensor = _torch_dtensors.local(tensor)
     if tensor.is_meta or tensor.numel() == 0:
         return None
     return tensor.device, tensor.untyped_storage().data_ptr()
@@ -82,8 +92,12 @@ def storage_key(tensor):
 
 def _whole(tensor) -> bool:
     """Whether ``tensor`` covers its storage exactly, each element once (any dense layout:
-    contiguous, channels-last, transposed)."""
-    if tensor.storage_offset() != 0 or tensor.numel() * tensor.element_size() != tensor.untyped_storage().nbytes():
+    contiguous, channels-last, transposed); a DTensor's local tensor may leave padding at the end of
+    its storage (FSDP2 pads every shard to the largest one's size)."""
+    padded = _torch_dtensors.is_dtensor(tensor) and _torch_dtensors.selection_of(tensor) is None
+    tensor = _torch_dtensors.local(tensor)
+    nbytes, storage = tensor.numel() * tensor.element_size(), tensor.untyped_storage().nbytes()
+    if tensor.storage_offset() != 0 or not (nbytes == storage or padded and nbytes <= storage):
         return False
     expected = 1
     for stride, size in sorted((stride, size) for size, stride in zip(tensor.shape, tensor.stride()) if size != 1):
@@ -114,6 +128,12 @@ class _Mode(TorchFunctionMode):
         handler = _HANDLERS.get(func) or _patched_init(func)
         if handler is not None:
             return handler(self.context, func, args, kwargs)
+        if func is torch.Tensor.__getitem__ and _torch_dtensors.is_dtensor(args[0]):
+            selection = self.context.select(args[0], args[1])
+            if selection is not None:
+                return selection
+        if self.context.selections:
+            args, kwargs = self.context.resolve(func, args, kwargs)
         if self.context.pending and func not in _VIEWS and not _is_getter(func) and \
                 not (func is torch.Tensor.__getitem__ and _basic_index(args[1])):
             self.context.draw_read(_tensors(args, kwargs))
@@ -146,6 +166,7 @@ class FastInit:
         self._device_context = None
         self.discard_on_error = False
         self.progress = False
+        self.selections = 0  # selections of DTensors handed out (see _torch_dtensors)
 
     # The context -------------------------------------------------------------------------------
 
@@ -201,18 +222,28 @@ class FastInit:
 
     # Fills ---------------------------------------------------------------------------------------
 
+    def label(self, tensor) -> str:
+        """How errors name ``tensor``: its qualified name when known."""
+        name = (self.names or {}).get(storage_key(tensor))
+        return f"{name!r}" if name else f"a tensor of shape {tuple(tensor.shape)}"
+
     def random(self, function: str, tensor, fill: Fill, dtype) -> None:
         """A random fill of ``tensor`` (already validated): pending when it covers the storage."""
+        selection = _torch_dtensors.selection_of(tensor)
+        if selection is None:
+            _torch_dtensors.check(function, self.label(tensor), tensor)
         order = self.random_fills
         self.random_fills += 1
-        if fill.distribution is None or tensor.is_meta:
+        if fill.distribution is None or (tensor.is_meta and selection is None):
             return
         if not fill.distribution.random:
-            self.overwrite(tensor, fill.distribution.params[0])
-            tensor.detach().fill_(fill.distribution.params[0])
+            if not self.overwrite(tensor, fill.distribution.params[0]):
+                _torch_dtensors.local(tensor).detach().fill_(fill.distribution.params[0])
             return
         key = storage_key(tensor)
         torch.autograd.graph.increment_version(tensor)
+        if key is None:  # nothing here to draw (an empty tensor, a shard this process does not hold)
+            return
         if _whole(tensor):
             self.pending[key] = _Pending(tensor.detach(), fill, dtype, order, [])
             self.written.add(key)
@@ -233,7 +264,8 @@ class FastInit:
             return False
         entry = self.pending.get(key)
         if entry is not None and value is not None:
-            entry.patches.append((tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), value))
+            part = _torch_dtensors.local(tensor)
+            entry.patches.append((part.storage_offset(), tuple(part.shape), tuple(part.stride()), value))
             torch.autograd.graph.increment_version(tensor)
             return True
         self.draw([key])
@@ -255,19 +287,55 @@ class FastInit:
         for entry in entries:
             path = names.get(entry.twin or storage_key(entry.tensor)) or f"#{entry.order}"
             requests.append(_whole_model.Request(path, entry.fill.distribution, entry.fill.shape, entry.dtype,
-                                                 entry.tensor.device, entry.tensor))
+                                                 _torch_dtensors.local(entry.tensor).device, entry.tensor,
+                                                 _torch_dtensors.part("fast_init", entry.tensor)))
         with torch.no_grad():
             _whole_model.run(requests, self.seed, _torch_tensors.Adapter("fast_init"), function="fast_init",
                              progress=self.progress)
             for entry in entries:
                 for offset, shape, stride, value in entry.patches:
-                    entry.tensor.as_strided(shape, stride, offset).fill_(value)
+                    _torch_dtensors.local(entry.tensor).as_strided(shape, stride, offset).fill_(value)
 
     def _fill_now(self, function, tensor, fill, dtype, path) -> None:
         from warpinit.kernels.philox import key_table
 
         with torch.no_grad():
             _torch_tensors.fill(function, tensor, fill, dtype, key_table(_seeds.tensor_seed(self.seed, path), 0))
+
+    # Selections of DTensors ----------------------------------------------------------------------
+
+    def select(self, tensor, index):
+        """``tensor[index]`` for a DTensor: a selection's stand-in, or None for torch's own indexing."""
+        result = _torch_dtensors.select(tensor, index)
+        if result is not None:
+            self.selections += 1
+        return result
+
+    def resolve(self, func, args, kwargs, served=False):
+        """``args``/``kwargs`` with every selection replaced by torch's own indexing (the code reads
+        it) - but for the first argument when ``served`` (a write this module serves);
+        NotImplementedError for any other in-place operation on a selection."""
+        from torch.utils._pytree import tree_map
+
+        name = getattr(func, "__name__", "")
+        target = args[0] if args else None
+        if not served and _torch_dtensors.selection_of(target) is not None and (
+                (name.endswith("_") and not name.endswith("__")) or name.startswith("__i") or "out" in kwargs):
+            raise NotImplementedError(
+                f"fast_init: {name} writes into an indexed part of a DTensor; warpinit writes constants (fill_, "
+                "zero_, constant_), copies (copy_, item assignment) and random fills into such parts, each "
+                "process its own elements (torch itself would write into a gathered copy)")
+
+        def real(value):
+            selection = _torch_dtensors.selection_of(value)
+            if selection is None:
+                return value
+            self.draw_read([selection.root])
+            return _torch_dtensors.resolve(selection)
+
+        if served:
+            return (target, *tree_map(real, tuple(args[1:]))), tree_map(real, kwargs)
+        return tree_map(real, args), tree_map(real, kwargs)
 
     def unwritten(self):
         """The tracked storage keys no full write reached."""
@@ -430,25 +498,59 @@ def _constant_write(context, func, args, kwargs):
     tensor = args[0]
     if not isinstance(tensor, torch.Tensor):
         return func(*args, **kwargs)
+    if context.selections:
+        args, kwargs = context.resolve(func, args, kwargs, served=True)
     value = 0.0 if func is torch.Tensor.zero_ else (args[1] if len(args) > 1 else kwargs.get("value"))
     if isinstance(value, torch.Tensor):  # a tensor value is read
         context.draw_read([value])
         value = None
     if context.overwrite(tensor, value if isinstance(value, (int, float)) else None):
         return tensor
+    if _torch_dtensors.selection_of(tensor) is not None:  # the elements this process holds
+        func(_torch_dtensors.local(tensor), *args[1:], **kwargs)
+        return tensor
     return func(*args, **kwargs)
+
+
+def _setitem(context, func, args, kwargs):
+    """``tensor[index] = value``: into a DTensor, a constant or a copy into the selected elements
+    this process holds; other tensors read their pending fills first, as any other call."""
+    tensor, index, value = args
+    selection = context.select(tensor, index) if _torch_dtensors.is_dtensor(tensor) else None
+    if selection is None:
+        if context.selections:
+            args, kwargs = context.resolve(func, args, kwargs)
+        context.draw_read(_tensors(args, kwargs))
+        return func(*args, **kwargs)
+    if isinstance(value, torch.Tensor):
+        _copy(context, torch.Tensor.copy_, (selection, value), {})
+    else:
+        _constant_write(context, torch.Tensor.fill_, (selection, value), {})
+    return None
 
 
 def _copy(context, func, args, kwargs):
     """copy_: an overwrite of the target that reads the source - except that a pending fill copied
     whole into a tensor of the same shape and dtype (torch's conv init through a contiguous
     temporary) moves to the target: both then draw the same values, under the target's name."""
+    if context.selections:
+        args, kwargs = context.resolve(func, args, kwargs, served=True)
     target, source = args[0], args[1] if len(args) > 1 else kwargs.get("src")
+    selection = _torch_dtensors.selection_of(target)
+    if selection is not None:  # into the selected elements of a DTensor this process holds
+        if isinstance(source, torch.Tensor):
+            context.draw_read([source])
+        context.overwrite(target)
+        with torch.no_grad():
+            _torch_dtensors.copy_into(selection, torch.as_tensor(source, dtype=target.dtype))
+        torch.autograd.graph.increment_version(target)
+        return target
     if not isinstance(source, torch.Tensor):
         context.overwrite(target)
         return func(*args, **kwargs)
     entry = context.pending.get(storage_key(source))
     if entry is not None and not entry.patches and _whole(source) and _whole(target) and \
+            _torch_dtensors.is_dtensor(source) == _torch_dtensors.is_dtensor(target) and \
             source.shape == target.shape and source.dtype == target.dtype and source.device == target.device:
         key = storage_key(target)
         context.overwrite(target)
@@ -466,9 +568,11 @@ def _init_constant(context, func, args, kwargs):
     value = args[1] if len(args) > 1 else kwargs.get("val")
     if not isinstance(tensor, torch.Tensor):
         return func(*args, **kwargs)
+    if context.selections:
+        (tensor, value), _ = context.resolve(func, (tensor, value), {}, served=True)
     if not context.overwrite(tensor, value if isinstance(value, (int, float)) else None):
         with torch.no_grad():
-            tensor.fill_(value)
+            (tensor if _torch_dtensors.selection_of(tensor) is None else _torch_dtensors.local(tensor)).fill_(value)
     return tensor
 
 
@@ -514,6 +618,7 @@ _HANDLERS = {
     torch.Tensor.fill_: _constant_write,
     torch.Tensor.zero_: _constant_write,
     torch.Tensor.copy_: _copy,
+    torch.Tensor.__setitem__: _setitem,
 }
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import _args, _devices, _distributions, _seeds, _torch_tensors
+from . import _args, _devices, _distributions, _seeds, _torch_dtensors, _torch_tensors
 from ._torch_init import BUILDERS, NAMES
 from ._torch_tensors import FLOATS, Fill
 
@@ -187,12 +187,15 @@ def _child_name(parent, child) -> str:
     raise AssertionError("not a submodule")  # pragma: no cover
 
 
-def _materialize(module, device):
+def _materialize(module, device, placed=None):
     """Give every meta parameter and buffer storage on ``device`` (uninitialized), keeping ties
-    (a tensor shared by several modules stays shared) and the Python attributes set on parameters.
+    (a tensor shared by several modules stays shared) and the Python attributes set on parameters;
+    a meta DTensor gets its local shard only, on ``placed[id(tensor)]`` (its mesh's device), and
+    FSDP2 is told (it pads the shard into the storage it keeps).
 
     Returns (the new tensors with their first qualified names, and what ``_restore`` needs to put the
     meta tensors back)."""
+    placed = placed or {}
     memo, fresh, undo = {}, {}, []
     for prefix, sub in module.named_modules(remove_duplicate=False):
         for table, is_parameter in ((sub._parameters, True), (sub._buffers, False)):
@@ -201,7 +204,7 @@ def _materialize(module, device):
                     continue
                 new = memo.get(id(tensor))
                 if new is None:
-                    new = torch.empty_like(tensor, device=device)
+                    new = torch.empty_like(tensor, device=placed.get(id(tensor), device))
                     if is_parameter:
                         new = torch.nn.Parameter(new, requires_grad=tensor.requires_grad)
                         new.__dict__.update(tensor.__dict__)
@@ -209,12 +212,16 @@ def _materialize(module, device):
                     fresh[id(new)] = (f"{prefix}.{key}" if prefix else key, new)
                 undo.append((sub, key, tensor))
                 setattr(sub, key, new)  # through __setattr__: modules that cache their tensors (RNNs) see it
+    if placed:
+        _torch_dtensors.refresh(module)
     return list(fresh.values()), undo
 
 
-def _restore(undo) -> None:
+def _restore(module, undo) -> None:
     for sub, key, tensor in reversed(undo):
         setattr(sub, key, tensor)
+    if undo:
+        _torch_dtensors.refresh(module)
 
 
 def _target_device(device):
@@ -326,6 +333,20 @@ def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, devic
     it: for tensors you fill yourself, e.g. from a checkpoint). Buffers computed in ``__init__`` that
     the scheme does not recompute are such tensors: build with ``empty_init()`` to keep them.
 
+    Sharded modules (DTensor parameters: FSDP2's ``fully_shard``, ``parallelize_module``,
+    ``distribute_tensor``; meta or materialized): each process draws only the part of every tensor
+    it holds - ``Shard(dim)`` (uneven as torch splits it), ``Replicate``, several mesh dimensions,
+    FSDP2's strided shards over tensor parallelism - with no communication, so the gathered tensors
+    (``full_tensor()``) equal the single-process ``initialize`` of the same module and seed bit for
+    bit. A meta DTensor is materialized as its local shard only, on its mesh's device (``device`` must
+    name that device type, if given); FSDP2 modules are resharded first and keep the padded shards
+    they manage. Constants written into indexed parts (an Embedding's padding row) reach the
+    elements each process holds. An orthogonal weight split across processes is the exception to
+    "own part only": every process holding part of it builds the whole matrix (the single-process
+    time and workspace, on each of them) and keeps its slice; a stack split by whole matrices costs
+    each process its own. Placements warpinit does not draw (``Partial``, custom placements) are a
+    ValueError naming the tensor and the placement, before anything is materialized.
+
     Args:
         module: a torch.nn.Module, on any device or the meta device, without uninitialized lazy
             parameters.
@@ -346,8 +367,10 @@ def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, devic
     Raises:
         TypeError: ``module`` is not an nn.Module; a bad ``init_fn``/``weight``/``bias``/``generator``
             or seed type.
-        ValueError: lazy parameters, a bad seed or device, ``device`` for a module without meta tensors,
-            both ``seed`` and ``generator``, an override that does not fit a parameter (named), or
+        ValueError: lazy parameters, a bad seed or device, ``device`` for a module without meta tensors
+            (or of another type than a meta DTensor's mesh), a DTensor placement warpinit does not
+            draw (named), both ``seed`` and ``generator``, an override that does not fit a parameter
+            (named), or
             materialized tensors left uninitialized (named; after running the scheme, the module put
             back on the meta device).
         RuntimeError: a CUDA parameter without a usable CuPy; a fast_init context already open.
@@ -373,7 +396,13 @@ def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, devic
     original = getattr(module, "_orig_mod", None)  # torch.compile's wrapper: the names of the model itself
     if isinstance(original, torch.nn.Module):
         module = original
-    tensors = list(module.named_parameters()) + list(module.named_buffers())
+    _torch_dtensors.reshard(module)  # FSDP2: each process's shards are the parameters
+    parameters, buffers = list(module.named_parameters()), list(module.named_buffers())
+    tensors = parameters + buffers
+    labels = {id(tensor): f"buffer {name!r}" for name, tensor in buffers}  # how errors name each tensor
+    labels.update((id(tensor), f"parameter {name!r}") for name, tensor in parameters)
+    for _, tensor in tensors:
+        _torch_dtensors.check(function, labels[id(tensor)], tensor)
     lazy = [name for name, tensor in tensors if is_lazy(tensor)]
     if lazy:
         raise ValueError(f"{function}: the module has uninitialized lazy parameters ({', '.join(lazy)}); run a "
@@ -383,13 +412,15 @@ def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, devic
         raise ValueError(f"{function}: device={device!r} places meta tensors, and this module has none; move it "
                          "with module.to(device)")
     target = _target_device(device) if has_meta else None
+    placed = {id(tensor): _torch_dtensors.device(function, labels[id(tensor)], tensor, target, device is not None)
+              for _, tensor in tensors if tensor.is_meta and _torch_dtensors.is_dtensor(tensor)}
     overrides = _overrides(module, weight, bias)
-    devices = {target if tensor.is_meta else tensor.device for _, tensor in tensors}
+    devices = {placed.get(id(tensor), target) if tensor.is_meta else tensor.device for _, tensor in tensors}
     if any(_torch_tensors.device_kind(where) == "cuda" for where in devices):
         _devices.resolve(function, "cuda")
     context = _torch_fast_init.open_context(function, seed, generator=generator)
 
-    fresh, undo = _materialize(module, target) if has_meta else ([], [])
+    fresh, undo = _materialize(module, target, placed) if has_meta else ([], [])
     names = {}
     for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         key = _torch_fast_init.storage_key(tensor)
@@ -407,15 +438,15 @@ def initialize(module, seed=None, *, init_fn=None, weight=None, bias=None, devic
                 own_initialization(module)
             _apply_overrides(context, overrides)
     except BaseException:
-        _restore(undo)
+        _restore(module, undo)
         raise
     missing = context.unwritten()
     if missing and not allow_uninitialized:
-        labels = sorted(name for name, tensor in fresh if _torch_fast_init.storage_key(tensor) in missing)
-        _restore(undo)
-        raise ValueError(f"{function}: {len(labels)} materialized tensor(s) would hold uninitialized memory - neither "
-                         f"the module's initialization nor init_fn writes them: {', '.join(labels[:10])}"
-                         f"{', ...' if len(labels) > 10 else ''}. Build with warpinit.torch.empty_init() to keep "
+        unwritten = sorted(name for name, tensor in fresh if _torch_fast_init.storage_key(tensor) in missing)
+        _restore(module, undo)
+        raise ValueError(f"{function}: {len(unwritten)} materialized tensor(s) would hold uninitialized memory - "
+                         f"neither the module's initialization nor init_fn writes them: {', '.join(unwritten[:10])}"
+                         f"{', ...' if len(unwritten) > 10 else ''}. Build with warpinit.torch.empty_init() to keep "
                          "buffers real, pass init_fn=, or allow_uninitialized=True to fill them yourself")
     return context.seed
 

@@ -3,7 +3,8 @@
 CPU tensors are filled through a NumPy view of their storage, CUDA tensors through a CuPy view
 (DLPack) on torch's current stream, tensors on other devices (MPS, XPU, ...) through a CPU array
 that is then copied over; meta tensors have no memory to fill. bfloat16 travels as int16 bits
-(neither NumPy nor DLPack carries torch's bfloat16 portably).
+(neither NumPy nor DLPack carries torch's bfloat16 portably). A DTensor is filled through its local
+tensor with the part of the global tensor this process holds (``_torch_dtensors``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import _devices, _distributions, _whole_model
+from . import _devices, _distributions, _torch_dtensors, _whole_model
 
 FLOATS = {
     torch.float16: "float16",
@@ -129,8 +130,10 @@ def write(tensor, values) -> None:
 
 
 def fill(function: str, tensor, fill_: Fill, dtype: np.dtype, keys) -> None:
-    """Fill one tensor with ``fill_``, drawn with the one-row key table ``keys`` (ignored for constants)."""
-    target = tensor.detach()
+    """Fill one tensor with ``fill_``, drawn with the one-row key table ``keys`` (ignored for
+    constants); a DTensor (or a selection of one) gets the part of the global tensor it holds here."""
+    part = _torch_dtensors.part(function, tensor)  # ValueError for a placement warpinit does not draw
+    target = _torch_dtensors.local(tensor).detach()
     distribution = fill_.distribution
     if distribution is None or target.is_meta or target.numel() == 0:
         return
@@ -140,9 +143,14 @@ def fill(function: str, tensor, fill_: Fill, dtype: np.dtype, keys) -> None:
         device = compute_device(target.device)
         with on_device(function, target.device):
             _devices.check_memory(function, device,
-                                  _distributions.workspace_bytes(distribution, fill_.shape, dtype, 1))
+                                  _distributions.workspace_bytes(distribution, fill_.shape, dtype, 1, part))
             direct = direct_view(target, dtype)
-            if direct is not None:
+            if part is not None:
+                values = _distributions.generate_part(distribution, fill_.shape, dtype, keys, device, part,
+                                                      None if direct is None else direct.reshape(part.out_shape))
+                if direct is None:
+                    write(target, values)
+            elif direct is not None:
                 _distributions.generate(distribution, fill_.shape, dtype, keys, device,
                                         direct.reshape(1, *fill_.shape))
             else:
@@ -152,7 +160,8 @@ def fill(function: str, tensor, fill_: Fill, dtype: np.dtype, keys) -> None:
 
 class Adapter(_whole_model.Adapter):
     """The whole-model engine's hand-over for torch: a tensor is filled in its own storage where
-    warpinit can write it (contiguous, CPU or CUDA), else from a fresh array copied in."""
+    warpinit can write it (contiguous, CPU or CUDA), else from a fresh array copied in; a DTensor's
+    request carries its part, written into its local tensor."""
 
     def __init__(self, function: str):
         self.function = function
@@ -164,13 +173,13 @@ class Adapter(_whole_model.Adapter):
         return on_device(self.function, device)
 
     def destination(self, request):
-        direct = direct_view(request.target.detach(), request.dtype)
+        direct = direct_view(_torch_dtensors.local(request.target).detach(), request.dtype)
         if direct is not None:
-            return None, direct.reshape(request.shape)
-        array = _devices.empty(self.compute(request.device), request.shape, request.dtype)
+            return None, direct.reshape(request.out_shape)
+        array = _devices.empty(self.compute(request.device), request.out_shape, request.dtype)
         return array, array
 
     def install(self, request, handle):
         if handle is not None:
-            write(request.target.detach(), handle)
+            write(_torch_dtensors.local(request.target).detach(), handle)
         torch.autograd.graph.increment_version(request.target)

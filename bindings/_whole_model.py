@@ -1,9 +1,10 @@
 """Whole-model initialization, one engine for every framework face.
 
 A face describes the tensors of a model as ``Request``\\ s - a structural path (the tensor's identity),
-a distribution of the shared vocabulary (``_distributions``), the shape to generate, a dtype, a device
-and the face's own handle on the destination - and hands them to ``run`` with an ``Adapter`` that
-knows its framework's tensors. ``run`` then
+a distribution of the shared vocabulary (``_distributions``), the shape to generate, a dtype, a device,
+the face's own handle on the destination and, for the shard of a distributed tensor, the ``part`` of
+the tensor this process holds - and hands them to ``run`` with an ``Adapter`` that knows its
+framework's tensors. ``run`` then
 
 1. checks every request against its dtype (nothing is drawn or allocated when one is invalid);
 2. derives one seed per path, ``_seeds.tensor_seed(seed, path)``, so the values of a tensor depend
@@ -13,6 +14,10 @@ knows its framework's tensors. ``run`` then
 
    - tensors of at least ``DIRECT_BYTES`` (or alone in their group) straight into the memory that
      becomes the destination's own (``Adapter.destination``);
+   - parts straight into their destination too, each drawing only its own values
+     (``_distributions.generate_part``: by the counter contract a part equals that part of the whole
+     tensor, so the processes of a distributed program together draw the tensor once, with no
+     communication; an orthogonal matrix is built whole by each process holding part of it);
    - smaller ones K at a time into a scratch buffer of at most ``SCRATCH_BYTES`` (orthogonal
      workspace included; memory checked before it is allocated), then copied into destinations of
      their own;
@@ -50,6 +55,9 @@ class Request(NamedTuple):
     device: where the destination lives, as the face names it (hashable; ``Adapter.compute`` maps it
         to the warpinit device, "cpu" or "cuda", that generates its values).
     target: the face's handle on the destination, passed back to the adapter.
+    part: None for the whole tensor, or the ``_distributions.Part`` of it that the destination holds
+        (the local shard of a distributed tensor; its ``shape`` is the tensor's, whose C-order
+        flattening is ``shape``'s).
     """
 
     path: str
@@ -58,6 +66,12 @@ class Request(NamedTuple):
     dtype: np.dtype
     device: object
     target: object
+    part: object = None
+
+    @property
+    def out_shape(self) -> tuple:
+        """The shape of the destination's values: ``shape``, or the part's own shape."""
+        return tuple(self.shape) if self.part is None else self.part.out_shape
 
 
 class Adapter:
@@ -69,7 +83,7 @@ class Adapter:
         return device
 
     def destination(self, request: Request):
-        """(handle, view): ``view`` a writable C-contiguous array of ``request.shape`` and ``dtype``
+        """(handle, view): ``view`` a writable C-contiguous array of ``request.out_shape`` and ``dtype``
         on ``compute(request.device)`` whose memory will belong to the destination alone once
         ``install(request, handle)`` has run."""
         raise NotImplementedError
@@ -106,15 +120,15 @@ def run(requests, seed: int, adapter: Adapter, *, function: str = "initialize", 
     check(requests, function)
     groups: dict[tuple, list[Request]] = {}
     for request in requests:
-        key = (request.distribution, tuple(request.shape), request.dtype, request.device)
+        key = (request.distribution, tuple(request.shape), request.dtype, request.device, request.part)
         groups.setdefault(key, []).append(request)
     plans = [(key, members, _chunk_size(key, members)) for key, members in groups.items()]
-    for (distribution, shape, dtype, device), members, chunk in plans:
+    for (distribution, shape, dtype, device, part), members, chunk in plans:
         _devices.check_memory(function, adapter.compute(device),
-                              _distributions.workspace_bytes(distribution, shape, dtype, chunk))
+                              _distributions.workspace_bytes(distribution, shape, dtype, chunk, part))
 
-    total = sum(len(members) * math.prod(shape) * dtype.itemsize
-                for (distribution, shape, dtype, _), members, _ in plans if distribution.random)
+    total = sum(len(members) * math.prod(members[0].out_shape) * dtype.itemsize
+                for (distribution, shape, dtype, _, _), members, _ in plans if distribution.random)
     bar = _progress.Bar(total) if (_progress.wanted(total) if progress is None else progress) else None
     try:
         for key, members, chunk in plans:
@@ -127,10 +141,11 @@ def run(requests, seed: int, adapter: Adapter, *, function: str = "initialize", 
 
 def _chunk_size(key, members) -> int:
     """How many members of a group are generated at once: 1 when each goes straight into its
-    destination, else as many as fit in ``SCRATCH_BYTES`` (orthogonal: with its workspace)."""
-    distribution, shape, dtype, _ = key
+    destination (parts always do), else as many as fit in ``SCRATCH_BYTES`` (orthogonal: with its
+    workspace)."""
+    distribution, shape, dtype, _, part = key
     member_bytes = math.prod(shape) * dtype.itemsize
-    if not distribution.random or len(members) == 1 or member_bytes == 0:
+    if not distribution.random or len(members) == 1 or member_bytes == 0 or part is not None:
         return 1
     if distribution.kind != "orthogonal" and member_bytes >= DIRECT_BYTES:
         return 1
@@ -141,14 +156,18 @@ def _chunk_size(key, members) -> int:
 def _run_group(key, members, chunk, seed, adapter, device, bar) -> None:
     from warpinit.kernels.philox import key_table
 
-    distribution, shape, dtype, _ = key
-    member_bytes = math.prod(shape) * dtype.itemsize
+    distribution, shape, dtype, _, part = key
+    member_bytes = math.prod(members[0].out_shape) * dtype.itemsize
     seeds = [_seeds.tensor_seed(seed, request.path) for request in members]
     if chunk == 1:
         for request, member_seed in zip(members, seeds):
             handle, view = adapter.destination(request)
-            _distributions.generate(distribution, shape, dtype, key_table(member_seed, 0), device,
-                                    view.reshape(1, *shape))
+            if part is None:
+                _distributions.generate(distribution, shape, dtype, key_table(member_seed, 0), device,
+                                        view.reshape(1, *shape))
+            else:
+                _distributions.generate_part(distribution, shape, dtype, key_table(member_seed, 0), device, part,
+                                             view.reshape(part.out_shape))
             adapter.install(request, handle)
             if bar and distribution.random:
                 bar.advance(member_bytes)

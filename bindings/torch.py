@@ -29,6 +29,11 @@ stream=j, dtype=...)``. ``seed=None`` draws a fresh 64-bit seed from torch's ran
 though the values are warpinit's, not the ones torch would draw. Each such call advances the
 generator.
 
+DTensors (``torch.distributed.tensor``: FSDP2, tensor parallelism) are filled through their local
+tensors: each process draws only the part of the global tensor it holds, so the gathered tensor equals
+the single-process draw bit for bit, with no communication - for the functions here, ``fast_init``
+and ``initialize``.
+
 Distributions follow torch.nn.init (fans, gains, bounds) with one strengthening: ``trunc_normal_`` is
 exact rejection sampling of the normal conditioned on [a, b] (after rounding to the tensor's dtype),
 whatever the bounds.
