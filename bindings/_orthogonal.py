@@ -75,9 +75,9 @@ def validate(function: str, shape, gain, dtype, seed, stream, batch, out=None):
             f"shape={shape} of rank {len(shape)}."
         )
     members = _batch(function, batch)
-    default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
-    dtype = _args.dtype(function, dtype, default)
-    gain = _args.finite(function, "gain", gain)
+    out = _args.out_array(function, out)
+    dtype = _args.dtype(function, dtype, _args.out_default(function, out, _FLOAT32))
+    gain = _args.representable(function, "gain", _args.finite(function, "gain", gain), dtype)
     seed = _args.seed(function, seed, None)
     stream = _args.stream(function, stream, count=members or 1)
     return shape, gain, dtype, seed, stream, members

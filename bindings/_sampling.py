@@ -33,10 +33,8 @@ def _prepare(function, shape, dtype, seed, stream, device, index, out) -> _Call:
     from warpinit.kernels import layout
 
     shape = _args.shape(function, shape)
-    default = _FLOAT32
-    if out is not None and dtype is None and hasattr(out, "dtype"):
-        default = np.dtype(out.dtype)
-    dtype = _args.dtype(function, dtype, default)
+    out = _args.out_array(function, out)
+    dtype = _args.dtype(function, dtype, _args.out_default(function, out, _FLOAT32))
     seed = _args.seed(function, seed, index)
     stream = _args.stream(function, stream)
     device = _args.device(function, device)

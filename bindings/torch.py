@@ -245,7 +245,7 @@ def _kaiming_normal_spec(function, shape, dtype, a=0, mode="fan_in", nonlinearit
 def _orthogonal_spec(function, shape, dtype, gain=1) -> _Spec:
     if len(shape) < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    gain = _real(function, "gain", gain)
+    gain = _args.representable(function, "gain", _real(function, "gain", gain), dtype)
     if math.prod(shape) == 0:
         return _skip(shape)
     rows = shape[0]
