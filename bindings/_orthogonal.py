@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -91,11 +90,14 @@ def workspace_bytes(shape, dtype, count) -> int:
     return count * rows * cols * (3 * compute.itemsize + dtype.itemsize)
 
 
-# BLAS's thread count is process-wide, and the GEMM path's bits depend on it (a batch runs one BLAS
-# thread per member, a single matrix every thread): CPU generation of large members holds this lock, so
-# concurrent calls cannot change each other's thread count mid-way. Re-entrant, so that a caller that
-# pins the thread count itself (warpinit.dask, warpinit.jax) can hold it around its call.
-BLAS_LOCK = threading.RLock()
+def __getattr__(name):
+    # BLAS_LOCK lives with the kernels' other locks (warpinit.kernels.threads), which a forked child
+    # makes anew; this name stays for the faces that take it (warpinit.dask, warpinit.jax).
+    if name == "BLAS_LOCK":
+        from warpinit.kernels import threads
+
+        return threads.BLAS_LOCK
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def generate(shape, gain, dtype, keys, device, result):
@@ -120,7 +122,9 @@ def generate(shape, gain, dtype, keys, device, result):
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return
         direct = rows >= cols and not fmt and dtype == compute  # Q straight into the result
-        with BLAS_LOCK:
+        from warpinit.kernels import threads
+
+        with threads.BLAS_LOCK:
             if kernels.batch_workers(count) > 1:  # members drawn and built by each worker
                 q = kernels.haar_keys_cpu(keys, target if direct else np.empty((count, big, small), compute))
             else:
