@@ -466,9 +466,9 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
 
 def _check_finite(name: str, value: float, dtype: np.dtype, representable: bool = True) -> None:
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"uniform: {name} must be finite, got {value!r}")
     if representable and not math.isfinite(float(_to(value, dtype))):
-        raise ValueError(f"{name}={value!r} is not representable in {dtype.name} (it overflows)")
+        raise ValueError(f"uniform: {name}={value!r} is not representable in {dtype.name} (it overflows)")
 
 
 def _check_mean_stddev(function: str, mean: float, stddev: float, dtype: np.dtype) -> None:
