@@ -277,15 +277,28 @@ def two_sum(a, b):
 @shared
 def exact_sum(b_hi, b_lo, w):
     """(f, e): f the float nearest b_hi + b_lo + w (its ties to even decided on the exact sum), and e
-    a residual with the sign of b_hi + b_lo + w - f (0 when f is exact)."""
-    r, e_r = two_sum(b_lo, w)
-    s, e_s = two_sum(b_hi, r)
-    u, e_u = two_sum(e_s, e_r)
-    f, e_f = two_sum(s, u)
+    a residual with the sign of b_hi + b_lo + w - f (0 when f is exact).
+
+    Four TwoSums (``two_sum``, written out: the CUDA compiler inlines each call at some cost)."""
+    r = b_lo + w
+    t = r - b_lo
+    e_r = (b_lo - (r - t)) + (w - t)
+    s = b_hi + r
+    t = s - b_hi
+    e_s = (b_hi - (s - t)) + (r - t)
+    u = e_s + e_r
+    t = u - e_s
+    e_u = (e_s - (u - t)) + (e_r - t)
+    f = s + u
+    t = f - s
+    e_f = (s - (f - t)) + (u - t)
     # f + e_f + e_u is the exact sum and |e_u| is far below f's spacing: it only decides a tie.
     zero = f - f
     if e_f != zero and e_u != zero:
-        n, e_n = two_sum(f, e_f + e_f)
+        twice = e_f + e_f
+        n = f + twice
+        t = n - f
+        e_n = (f - (n - t)) + (twice - t)
         if e_n == zero and (e_u > zero) == (e_f > zero):  # f + e_f is the midpoint of f and n
             f, e_f = n, -e_f
     return f, e_f + e_u
@@ -453,8 +466,15 @@ def group_candidates24(method, w0, w1, w2, w3, p):
         c1, s1 = box_muller24(w2, w3)
         return c0, s0, c1, s1, True, True, True, True
     if method >= METHOD_FINE_UNIFORM:
-        z0, ok0 = fine24(method, w0, w1, p)
-        z1, ok1 = fine24(method, w2, w3, p)
+        z0 = z1 = p[0] - p[0]
+        ok0 = ok1 = False
+        for lane in range(2):  # one copy of the fine code in the compiled kernel
+            first = lane == 0
+            z, ok = fine24(method, w0 if first else w2, w1 if first else w3, p)
+            if first:
+                z0, ok0 = z, ok
+            else:
+                z1, ok1 = z, ok
     else:
         z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
         z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
