@@ -12,8 +12,8 @@ Counter contract v1 (frozen by the golden vectors in tests/; changing it is an a
   group: one Philox call serves the G consecutive elements of its group from its four output words,
   and element i reads word(s) ``i mod G``. G is 4 when a candidate needs one 32-bit word (float32 and
   16-bit uniforms and normals), 2 when it needs two words (float64 uniforms and normals; float32
-  two-uniform rejection proposals) and 1 when it needs four (float64 two-uniform proposals). The
-  kernels document which words each distribution reads.
+  two-uniform rejection proposals: the Robert and the fine methods of ``samplers``) and 1 when it
+  needs four (float64 two-uniform proposals). ``samplers`` documents which words each method reads.
 * attempt is the rejection round: the a-th candidate of an element comes from the call with
   attempt = a; attempt 0 is the first draw.
 * stream in [0, 2**32) selects an independent stream under the same seed.
