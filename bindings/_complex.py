@@ -76,7 +76,12 @@ def resolve(function: str, dtype, out=None) -> np.dtype:
 def refuse(function: str, dtype, out=None) -> None:
     """ValueError naming ``dtype`` when a sampler without a complex form is asked for complex values."""
     if requested(dtype, out):
-        value = dtype if dtype is not None else out.dtype
+        if dtype is None:  # the complex values would come from out: out is what is wrong
+            raise TypeError(
+                f"{function}: out must have dtype float16, bfloat16, float32, float64 in native byte order, got "
+                f"{out.dtype} ({function} draws real values only; complex values come from normal and orthogonal)"
+            )
+        value = dtype
         raise ValueError(
             f"{function}: dtype={value!r} is complex, and {function} draws real values only (float16, "
             "bfloat16, float32, float64); complex values come from normal (the circularly symmetric "

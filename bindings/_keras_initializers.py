@@ -65,19 +65,23 @@ def distribution_of(initializer, shape):
     """The ``_distributions.Distribution`` that ``initializer`` draws for ``shape``, or None when
     warpinit cannot draw it (Identity, STFT, array constants, custom initializers)."""
     k = keras.initializers
+
+    def real(name):  # TypeError/ValueError naming the argument (not an OverflowError for 10**400)
+        return _args.finite(type(initializer).__name__, name, getattr(initializer, name))
+
     if isinstance(initializer, k.Orthogonal):
-        return _distributions.orthogonal(initializer.gain)
+        return _distributions.orthogonal(real("gain"))
     if isinstance(initializer, k.VarianceScaling):
         fan_in, fan_out = compute_fans(shape, initializer.input_axes, initializer.output_axes)
         return _distributions.variance_scaling(
-            initializer.scale, initializer.mode, initializer.distribution, fan_in, fan_out
+            real("scale"), initializer.mode, initializer.distribution, fan_in, fan_out
         )
     if isinstance(initializer, k.TruncatedNormal):
-        return _distributions.truncated_normal(initializer.mean, initializer.stddev)
+        return _distributions.truncated_normal(real("mean"), real("stddev"))
     if isinstance(initializer, k.RandomNormal):
-        return _distributions.normal(initializer.mean, initializer.stddev)
+        return _distributions.normal(real("mean"), real("stddev"))
     if isinstance(initializer, k.RandomUniform):
-        return _distributions.uniform(initializer.minval, initializer.maxval)
+        return _distributions.uniform(real("minval"), real("maxval"))
     if type(initializer) in (k.Zeros, k.Ones):
         return _distributions.constant(0.0 if type(initializer) is k.Zeros else 1.0)
     if type(initializer) is k.Constant and np.ndim(initializer.value) == 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -78,12 +77,12 @@ def validate(function: str, shape, gain, dtype, seed, stream, batch, out=None):
             f"shape={shape} of rank {len(shape)}."
         )
     members = _batch(function, batch)
-    default = np.dtype(out.dtype) if out is not None and dtype is None and hasattr(out, "dtype") else _FLOAT32
     if _complex.requested(dtype, out):
         dtype = _complex.resolve(function, dtype, out)
     else:
-        dtype = _args.dtype(function, dtype, default)
-    gain = _args.finite(function, "gain", gain)
+        out = _args.out_array(function, out)
+        dtype = _args.dtype(function, dtype, _args.out_default(function, out, _FLOAT32))
+    gain = _args.representable(function, "gain", _args.finite(function, "gain", gain), dtype)
     seed = _args.seed(function, seed, None)
     stream = _args.stream(function, stream, count=members or 1)
     return shape, gain, dtype, seed, stream, members
@@ -99,11 +98,14 @@ def workspace_bytes(shape, dtype, count) -> int:
     return count * rows * cols * (3 * compute.itemsize + dtype.itemsize)
 
 
-# BLAS's thread count is process-wide, and the GEMM path's bits depend on it (a batch runs one BLAS
-# thread per member, a single matrix every thread): CPU generation of large members holds this lock, so
-# concurrent calls cannot change each other's thread count mid-way. Re-entrant, so that a caller that
-# pins the thread count itself (warpinit.dask, warpinit.jax) can hold it around its call.
-BLAS_LOCK = threading.RLock()
+def __getattr__(name):
+    # BLAS_LOCK lives with the kernels' other locks (warpinit.kernels.threads), which a forked child
+    # makes anew; this name stays for the faces that take it (warpinit.dask, warpinit.jax).
+    if name == "BLAS_LOCK":
+        from warpinit.kernels import threads
+
+        return threads.BLAS_LOCK
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def generate(shape, gain, dtype, keys, device, result):
@@ -131,7 +133,9 @@ def generate(shape, gain, dtype, keys, device, result):
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return
         direct = rows >= cols and not fmt and dtype == compute  # Q straight into the result
-        with BLAS_LOCK:
+        from warpinit.kernels import threads
+
+        with threads.BLAS_LOCK:
             if kernels.batch_workers(count) > 1:  # members drawn and built by each worker
                 q = kernels.haar_keys_cpu(keys, target if direct else np.empty((count, big, small), compute))
             else:

@@ -33,10 +33,8 @@ def _prepare(function, shape, dtype, seed, stream, device, index, out) -> _Call:
     from warpinit.kernels import layout
 
     shape = _args.shape(function, shape)
-    default = _FLOAT32
-    if out is not None and dtype is None and hasattr(out, "dtype"):
-        default = np.dtype(out.dtype)
-    dtype = _args.dtype(function, dtype, default)
+    out = _args.out_array(function, out)
+    dtype = _args.dtype(function, dtype, _args.out_default(function, out, _FLOAT32))
     seed = _args.seed(function, seed, index)
     stream = _args.stream(function, stream)
     device = _args.device(function, device)
@@ -135,6 +133,9 @@ def uniform(shape, *, minval=0.0, maxval=1.0, dtype=None, seed=None, stream=0, d
     Counter contract: element i (C-order flat index in the whole tensor) reads Philox word i mod 4 of
     counter (i // 4, stream, attempt) under key = seed for float32 and 16-bit outputs, words
     (2 (i mod 2), 2 (i mod 2) + 1) of counter (i // 2, ...) for float64; see ``warpinit.kernels.philox``.
+    An interval whose width float32 cannot resolve at minval (or float64 at its spacing) uses the fine
+    uniform of ``warpinit.kernels.samplers`` (two words per element); a ``maxval`` beyond the dtype's
+    range draws over the part that rounds to finite values; an interval holding a single value gives it.
     """
     from warpinit.kernels import plan
 
@@ -184,7 +185,12 @@ def truncated_normal(
     A candidate outside the bounds is redrawn with the next attempt of the counter contract; nothing is
     clamped. Intervals where a normal proposal accepts poorly (tails, narrow intervals) use Robert's
     exact exponential or uniform proposals, so every interval finishes in bounded expected time. The
-    bounds hold after rounding to ``dtype``.
+    bounds hold after rounding to ``dtype``: the values follow the law of the normal rounded to
+    ``dtype`` and conditioned on the bounds, edge values included. Requests whose law is narrower than
+    the float arithmetic of ``mean + stddev * z`` resolves (a mean float32 cannot hold with a tiny
+    stddev, far tails, narrow float32 intervals) are drawn by the fine methods of
+    ``warpinit.kernels.samplers``, which round each candidate to ``dtype`` exactly; an interval holding a
+    single value of ``dtype`` gives that value (``warpinit.kernels.plan`` decides).
 
     Args:
         lower, upper: bounds in standard deviations around ``mean`` (TensorFlow/Keras convention,

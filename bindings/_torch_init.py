@@ -181,7 +181,7 @@ def _kaiming_normal_fill(function, shape, dtype, a=0, mode="fan_in", nonlinearit
 def _orthogonal_fill(function, shape, dtype, gain=1) -> Fill:
     if len(shape) < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    gain = _real(function, "gain", gain)
+    gain = _args.representable(function, "gain", _real(function, "gain", gain), dtype)
     if math.prod(shape) == 0:
         return Fill(None, tuple(shape))
     rows = shape[0]

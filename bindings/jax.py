@@ -730,6 +730,7 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None, *, batch_dims=0):
                 f"{function}: column_axis={column_axis} is a batch axis (batch_dims={batch_dims}); it must be one "
                 f"of the matrix axes {batch_dims}..{len(shape) - 1}"
             )
+        _args.representable(function, "scale", gain, dtype)
         return _Request(function, _distributions.orthogonal(gain), axis, batch_dims)
 
     return _initializer(function, make_request, dtype)

@@ -36,11 +36,13 @@ from .samplers import (
     KINDS,
     LANES,
     MAX_ATTEMPTS,
+    METHOD_FINE_UNIFORM,
     METHOD_NORMAL,
     METHOD_UNIFORM,
     box_muller24,
     box_muller53,
     draw_template,
+    fill_elements_template,
     kind_of,
     robert24,
     robert53,
@@ -61,7 +63,7 @@ _driver = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
 emit = pending = candidate = compute_dtype = None
-_groups_uniform = _groups_normal = _groups_robert = _draw = _fill_span = None
+_groups_uniform = _groups_normal = _groups_robert = _draw = _fill_span = _fill_elements = None
 _find_pending = _emit_round = _candidates_uniform = _candidates_normal = _candidates_robert = None
 
 
@@ -147,6 +149,8 @@ def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
 
 def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt):
     """Fill out[o:o+count] with elements i..i+count-1 (global flat indices); return failures."""
+    if method >= METHOD_FINE_UNIFORM:  # the fine methods' rare requests: element by element
+        return _fill_elements(out, o, i, count, group, method, k0, k1, stream, p, fmt)
     end = i + count
     # Pass 1. Elements before the first whole group and after the last one go one by one.
     g0 = (i + group - 1) // group
@@ -261,6 +265,7 @@ def _compile(kind: str, double: bool):
     lanes = LANES[double]
     steps = {name: _kernel(specialize(loop, suffix, **names)) for name, loop in _GROUP_LOOPS[double].items()}
     steps["_draw"] = _kernel(specialize(draw_template, suffix, **names))
+    steps["_fill_elements"] = _kernel(specialize(fill_elements_template, suffix, _draw=steps["_draw"]))
     steps["_find_pending"] = _kernel(specialize(_find_pending_template, suffix, **names))
     steps["_emit_round"] = _kernel(specialize(_emit_round_template, suffix, **names))
     for method, name in ((METHOD_UNIFORM, "uniform"), (METHOD_NORMAL, "normal"), ("robert", "robert")):

@@ -12,10 +12,10 @@ Counter contract v1 (frozen by the golden vectors in tests/; changing it is an a
   group: one Philox call serves the G consecutive elements of its group from its four output words,
   and element i reads word(s) ``i mod G``. G is 4 when a candidate needs one 32-bit word (float32 and
   16-bit uniforms and normals), 2 when it needs two words (float64 uniforms and normals; float32
-  two-uniform rejection proposals) and 1 when it needs four (float64 two-uniform proposals). The
-  kernels document which words each distribution reads. A complex tensor of shape S is the real
-  tensor of shape (*S, 2) of its parts (real part of element i at real index 2i, imaginary part at
-  2i + 1); ``samplers`` lists the words that feed each part.
+  two-uniform rejection proposals: the Robert and the fine methods of ``samplers``) and 1 when it
+  needs four (float64 two-uniform proposals). ``samplers`` documents which words each method reads. A
+  complex tensor of shape S is the real tensor of shape (*S, 2) of its parts (real part of element i
+  at real index 2i, imaginary part at 2i + 1); ``samplers`` lists the words that feed each part.
 * attempt is the rejection round: the a-th candidate of an element comes from the call with
   attempt = a; attempt 0 is the first draw.
 * stream in [0, 2**32) selects an independent stream under the same seed.

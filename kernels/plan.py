@@ -15,12 +15,30 @@ the expected cost per element of each applicable proposal is estimated as
 (1 for the normal proposal, 2 for the two-uniform Robert proposals) and ``REDRAW_COST`` the cost of a
 scalar redraw relative to a vectorised first-pass element; the cheapest wins. Acceptance of the
 chosen proposal stays above 0.3 for every interval (the tests check a grid of intervals).
+
+Exactness. The kernels compute a candidate as ``loc + scale * z`` in the compute dtype (float32 for
+float32 and 16-bit outputs, float64 for float64): the mean and stddev rounded to it, each candidate
+rounded on the way, the Robert proposals' bounds rounded inwards. ``continuous_error`` bounds how far
+that arithmetic can move a candidate, relative to the law's scale (the reciprocal of its largest
+density, in the same units); the error in the probability of any set of values is of that order. Where
+it exceeds ``TOLERANCE`` (2**-14), or the float64 arithmetic of the bounds collapses the interval,
+the plan switches to the fine methods of ``samplers``: the same proposals, drawn as an exact offset from
+a cell boundary (held as two floats) and rounded to the output dtype exactly, so that each
+representable value gets the probability of its rounding cell, edge cells included. This happens for
+laws narrower than a few thousand ulps of the compute dtype at their values: a mean float32 cannot
+hold with a tiny stddev, far tails (16-bit candidates that would all round onto a midpoint), narrow
+intervals whose edge cells the inward bounds would cut. A law with a single representable value in
+its interval is that value. Uniforms whose interval reaches far beyond the dtype's range (maxval=1e10
+in float16) draw over the part that rounds to finite values, as the same law conditioned on it.
+Every plan that the continuous arithmetic serves within the tolerance keeps its proposals, and so its
+values, unchanged.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
@@ -28,6 +46,10 @@ import numpy as np
 from .bits import FORMAT_BFLOAT16, FORMAT_FLOAT16
 from .samplers import (
     FORMAT_NATIVE,
+    METHOD_FINE_EXPONENTIAL,
+    METHOD_FINE_FLAT,
+    METHOD_FINE_NORMAL,
+    METHOD_FINE_UNIFORM,
     METHOD_NORMAL,
     METHOD_ROBERT_EXPONENTIAL,
     METHOD_ROBERT_UNIFORM,
@@ -36,6 +58,14 @@ from .samplers import (
 )
 
 REDRAW_COST = 15.0
+# Largest move of a candidate by the continuous arithmetic, relative to the law's scale, that the
+# continuous proposals may keep (see the module docstring).
+TOLERANCE = 2.0**-14
+# What the proposals can reach: |z| of Box-Muller from 24- and 53-bit uniforms, and -log(u) of the
+# smallest open uniform (keyed by "float64 candidates").
+_NORMAL_REACH = {False: math.sqrt(-2.0 * math.log(2.0**-24)), True: math.sqrt(-2.0 * math.log(2.0**-53))}
+_LOG_REACH = {False: 24 * math.log(2.0), True: 53 * math.log(2.0)}
+_EPSILON = {False: 2.0**-24, True: 2.0**-53}  # half an ulp, relative
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _LOG_SQRT_2PI = math.log(_SQRT_2PI)
 # Beyond this many standard deviations the normal proposal is never the cheapest.
@@ -58,7 +88,8 @@ class Plan:
         double: float64 candidates (float64 output) rather than float32.
         fmt: samplers.FORMAT_NATIVE or the 16-bit bits.FORMAT_* code.
         group: G of the counter contract.
-        params: (loc, scale, lo, hi, a, width, alpha, m, sign) as NumPy scalars of the compute dtype.
+        params: (loc, scale, lo, hi, a, width, alpha, m, sign, 0) as NumPy scalars of the compute
+            dtype, or for the fine methods (0, 1, lo, hi, b_hi, b_lo, s, q1, q2, fmt) (``samplers``).
         acceptance: probability that a candidate is accepted (before rounding effects).
     """
 
@@ -114,7 +145,19 @@ def uniform(minval: float, maxval: float, dtype: np.dtype) -> Plan:
         raise ValueError(
             f"uniform: maxval - minval = {scale!r} overflows {compute.name}; narrow the interval"
         )
-    return _plan(METHOD_UNIFORM, dtype, (minval, scale, lo, hi, 0.0, 0.0, 0.0, 0.0, 1.0), 1.0)
+    # The part of [minval, maxval) that rounds into [lo, hi]: the law is uniform on it.
+    start = max(Fraction(minval), _cell(lo, dtype)[0])
+    stop = min(Fraction(maxval), _cell(hi, dtype)[1])
+    if (stop - start) * 2 < Fraction(maxval) - Fraction(minval):  # most candidates would round outside
+        minval, scale = float(start), float(stop - start)
+    plan = _plan(METHOD_UNIFORM, dtype, (minval, scale, lo, hi, 0.0, 0.0, 0.0, 0.0, 1.0), 1.0)
+    if uniform_error(plan, minval, scale) <= TOLERANCE:
+        return plan
+    if lo == hi:
+        return constant(lo, dtype)
+    b_hi, b_lo = _split(start, dtype)
+    width = _round_to(stop - start, compute, -1)  # never beyond maxval
+    return _fine(METHOD_FINE_FLAT, dtype, lo, hi, b_hi, b_lo, width, 0.0, 0.0, 1.0)
 
 
 def normal(mean: float, stddev: float, dtype: np.dtype) -> Plan:
@@ -144,6 +187,18 @@ def truncated_normal(mean: float, stddev: float, lower: float, upper: float, dty
     # Proposal interval in standard deviations: the values that round onto [lo, hi].
     a = (_midpoint_below(lo, dtype) - mean) / stddev if math.isfinite(lower) else -math.inf
     b = (_midpoint_above(hi, dtype) - mean) / stddev if math.isfinite(upper) else math.inf
+    # The same, exactly: the rounding cells of lo and hi.
+    low_edge = _cell(lo, dtype)[0] if math.isfinite(lower) else None
+    high_edge = _cell(hi, dtype)[1] if math.isfinite(upper) else None
+    if a < b:  # float64 arithmetic can collapse a narrow interval (a == b): the fine methods then
+        plan = _continuous(mean, stddev, lo, hi, a, b, dtype)
+        if continuous_error(plan, mean, stddev, low_edge, high_edge) <= TOLERANCE:
+            return plan
+    return _fine_truncated(mean, stddev, lo, hi, low_edge, high_edge, dtype)
+
+
+def _continuous(mean, stddev, lo, hi, a, b, dtype) -> Plan:
+    """The continuous truncated-normal plan of the proposal interval [a, b] (standard deviations)."""
     method, sign, acceptance = choose_method(a, b)
     if sign < 0:
         a, b = -b, -a
@@ -161,6 +216,166 @@ def truncated_normal(mean: float, stddev: float, lower: float, upper: float, dty
         a_c = 0.0
     params = (mean, stddev, lo, hi, a_c, width, alpha, m, sign)
     return _plan(method, dtype, params, acceptance)
+
+
+def _fine_truncated(mean, stddev, lo, hi, low_edge, high_edge, dtype) -> Plan:
+    """The fine plan of a truncated normal whose interval of values rounds from [low_edge, high_edge]
+    (Fractions; None for an infinite bound)."""
+    compute = _compute_dtype(dtype)
+    mean_x, stddev_x = Fraction(mean), Fraction(stddev)
+    a = (low_edge - mean_x) / stddev_x if low_edge is not None else None
+    b = (high_edge - mean_x) / stddev_x if high_edge is not None else None
+    method, sign, acceptance = choose_method(_float(a, -1), _float(b, 1))
+    if lo == hi:
+        return constant(lo, dtype)
+    if method == METHOD_NORMAL:
+        # Origin: the boundary of the mean's rounding cell nearest to the mean.
+        low, high = _cell(float(_to(mean, dtype)), dtype)
+        origin = low if mean_x - low <= high - mean_x else high
+        b_hi, b_lo = _split(origin, dtype)
+        c0 = float(_to(float(mean_x - origin), compute))
+        return _fine(METHOD_FINE_NORMAL, dtype, lo, hi, b_hi, b_lo, stddev, c0, 0.0, acceptance)
+    # Mirrored so that the interval [a, b] starts at its end nearest to the mean.
+    if sign < 0:
+        origin, a, b = high_edge, -b, (-a if a is not None else None)
+    else:
+        origin = low_edge
+    b_hi, b_lo = _split(origin, dtype)
+    if method == METHOD_ROBERT_UNIFORM:
+        width = _round_to(b - a, compute, 1)
+        return _fine(METHOD_FINE_UNIFORM, dtype, lo, hi, b_hi, b_lo, sign * stddev, width, _float(a, 1), acceptance)
+    a = _float(a, 1)
+    alpha = float(_to((a + math.sqrt(a * a + 4.0)) / 2.0, compute))
+    if not math.isfinite(alpha):  # the law sits in the first cell, closer to its edge than any float
+        return constant(lo if sign > 0 else hi, dtype)
+    c = 2.0 / (a + math.sqrt(a * a + 4.0))  # alpha - a, without cancellation
+    return _fine(METHOD_FINE_EXPONENTIAL, dtype, lo, hi, b_hi, b_lo, sign * stddev, alpha, c, acceptance)
+
+
+def constant(value: float, dtype: np.dtype) -> Plan:
+    """Every element ``value`` (a value of ``dtype``): a uniform of zero width (the words are read and
+    ignored)."""
+    return _plan(METHOD_UNIFORM, dtype, (value, 0.0, value, value, 0.0, 0.0, 0.0, 0.0, 1.0), 1.0)
+
+
+def _fine(method, dtype, lo, hi, b_hi, b_lo, s, q1, q2, acceptance) -> Plan:
+    fmt = {BFLOAT16: FORMAT_BFLOAT16, FLOAT16: FORMAT_FLOAT16}.get(dtype, FORMAT_NATIVE)
+    return _plan(method, dtype, (0.0, 1.0, lo, hi, b_hi, b_lo, s, q1, q2, float(fmt)), acceptance)
+
+
+def continuous_error(plan: Plan, mean: float, stddev: float, low_edge, high_edge) -> float:
+    """How far the continuous kernels' arithmetic can move a truncated-normal candidate, relative to
+    the law's scale (see the module docstring). ``low_edge``/``high_edge``: the exact ends of the
+    values that round into the interval (Fractions, None for an infinite bound)."""
+    double = plan.double
+    epsilon = _EPSILON[double]
+    loc, scale, _, _, a_c, width, alpha, _, sign = (float(v) for v in plan.params[:9])
+    mean_x, stddev_x = Fraction(mean), Fraction(stddev)
+    a = (low_edge - mean_x) / stddev_x if low_edge is not None else None
+    b = (high_edge - mean_x) / stddev_x if high_edge is not None else None
+    if sign < 0:
+        a, b = (-b if b is not None else None), (-a if a is not None else None)
+    scale_of_law = _law_scale(_float(a, -1), _float(b, 1))
+    if not scale_of_law > 0.0:
+        return math.inf
+    error = float(abs(Fraction(loc) - mean_x) / stddev_x)  # the mean in the compute dtype
+    if plan.method == METHOD_NORMAL:
+        reach = min(max(abs(_float(a, -1)), abs(_float(b, 1))), _NORMAL_REACH[double])
+    else:
+        if plan.method == METHOD_ROBERT_UNIFORM:
+            offsets = width
+            top = Fraction(a_c) + Fraction(width)
+            if b is not None and b > top:
+                error += float(b - top)  # the inward-rounded upper bound cuts the last cell
+        else:
+            offsets = _LOG_REACH[double] / alpha
+        reach = abs(a_c) + offsets
+        if a is not None and Fraction(a_c) > a:
+            error += float(Fraction(a_c) - a)  # the inward-rounded lower bound cuts the first cell
+        error += epsilon * (reach + offsets)  # rounding the offset and a + offset
+    error += float(abs(Fraction(scale) - stddev_x) / stddev_x) * reach
+    if not _power_of_two(scale):
+        error += epsilon * reach  # scale * z
+    if plan.fmt != FORMAT_NATIVE:
+        error += epsilon * (abs(loc) / stddev + reach)  # the float32 value, rounded again to 16 bits
+    return error / scale_of_law
+
+
+def uniform_error(plan: Plan, minval: float, scale: float) -> float:
+    """``continuous_error`` for a uniform on [minval, minval + scale): relative to the width."""
+    epsilon = _EPSILON[plan.double]
+    loc, width = float(plan.params[0]), float(plan.params[1])
+    error = float(abs(Fraction(loc) - Fraction(minval)) + abs(Fraction(width) - Fraction(scale)))
+    if not _power_of_two(width):
+        error += epsilon * abs(width)
+    if plan.fmt != FORMAT_NATIVE:
+        error += epsilon * (abs(loc) + abs(width))
+    return error / scale if scale > 0 else math.inf
+
+
+def _law_scale(a: float, b: float) -> float:
+    """The reciprocal of the largest density of a standard normal conditioned on [a, b]: P(a<=Z<=b)/phi(m),
+    m the point of [a, b] nearest zero (about 1/a in a tail, b - a when narrow)."""
+    if b <= 0.0:
+        a, b = -b, -a
+    m = max(a, 0.0)
+    if a >= _NORMAL_HOPELESS:
+        log_mass = _log_tail_mass(a, b)
+    else:
+        mass = _normal_mass(a, b)
+        log_mass = math.log(mass) if mass > 0.0 else -math.inf
+    return math.exp(min(log_mass + m * m / 2.0 + _LOG_SQRT_2PI, 700.0))
+
+
+def _power_of_two(x: float) -> bool:
+    return x != 0.0 and math.isfinite(x) and math.frexp(abs(x))[0] == 0.5
+
+
+def _float(x, infinity_sign: int) -> float:
+    """A Fraction as the nearest float (+-inf beyond float64), or the infinity for None."""
+    if x is None:
+        return math.inf * infinity_sign
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _cell(value: float, dtype: np.dtype) -> tuple[Fraction, Fraction]:
+    """The exact interval of reals that round (to nearest) onto ``value`` of ``dtype`` (a finite value
+    of that dtype; the largest ones' cells end where rounding overflows)."""
+    x = Fraction(value)
+    below, above = step(value, dtype, -1), step(value, dtype, 1)
+    if math.isinf(below):  # beyond -largest: the same spacing as inside
+        low = x - (Fraction(above) - x) / 2
+    else:
+        low = (x + Fraction(below)) / 2
+    if math.isinf(above):
+        high = x + (x - Fraction(below)) / 2
+    else:
+        high = (x + Fraction(above)) / 2
+    return low, high
+
+
+def _split(x: Fraction, dtype: np.dtype) -> tuple[float, float]:
+    """x as b_hi + b_lo in the compute dtype: b_hi the value of ``dtype`` nearest x (x itself for a
+    16-bit cell boundary, which float32 holds), b_lo the rest (exact for cell boundaries)."""
+    compute = _compute_dtype(dtype)
+    b_hi = float(_to(_float(x, 1), compute))
+    if dtype in (FLOAT16, BFLOAT16) and Fraction(b_hi) == x:
+        return b_hi, 0.0
+    b_hi = float(_to(_float(x, 1), dtype))
+    return b_hi, float(_to(_float(x - Fraction(b_hi), 1), compute))
+
+
+def _round_to(x: Fraction, dtype: np.dtype, direction: int) -> float:
+    """The value of ``dtype`` nearest x, stepped towards +inf (1) or -inf (-1) until it is on that side."""
+    value = float(_to(_float(x, 1), dtype))
+    if direction > 0 and Fraction(value) < x:
+        value = step(value, dtype, 1)
+    elif direction < 0 and Fraction(value) > x:
+        value = step(value, dtype, -1)
+    return value
 
 
 def choose_method(a: float, b: float) -> tuple[int, float, float]:
@@ -238,7 +453,9 @@ def _mills_times_x(x: float) -> float:
 def _plan(method, dtype, values, acceptance) -> Plan:
     double = dtype == FLOAT64
     compute = FLOAT64 if double else FLOAT32
-    params = tuple(compute.type(v) for v in values)
+    values = tuple(values) + (0.0,) * (10 - len(values))
+    with np.errstate(over="ignore"):
+        params = tuple(compute.type(v) for v in values)
     fmt = {BFLOAT16: FORMAT_BFLOAT16, FLOAT16: FORMAT_FLOAT16}.get(dtype, FORMAT_NATIVE)
     return Plan(method, dtype, double, fmt, group_size(method, double), params, acceptance)
 
@@ -249,9 +466,9 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
 
 def _check_finite(name: str, value: float, dtype: np.dtype, representable: bool = True) -> None:
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"uniform: {name} must be finite, got {value!r}")
     if representable and not math.isfinite(float(_to(value, dtype))):
-        raise ValueError(f"{name}={value!r} is not representable in {dtype.name} (it overflows)")
+        raise ValueError(f"uniform: {name}={value!r} is not representable in {dtype.name} (it overflows)")
 
 
 def _check_mean_stddev(function: str, mean: float, stddev: float, dtype: np.dtype) -> None:
@@ -284,7 +501,8 @@ def _largest(dtype: np.dtype) -> float:
 def step(value: float, dtype: np.dtype, direction: int) -> float:
     """The next value of ``dtype`` after ``value`` (itself a value of ``dtype``) towards +inf (1) or -inf (-1)."""
     if dtype in (FLOAT32, FLOAT64):
-        return float(np.nextafter(dtype.type(value), dtype.type(math.inf * direction)))
+        with np.errstate(over="ignore"):
+            return float(np.nextafter(dtype.type(value), dtype.type(math.inf * direction)))
     bits = int(np.array(value, dtype=dtype).view(np.uint16))
     negative = bool(bits & 0x8000)
     if value == 0.0:

@@ -21,6 +21,30 @@ The Robert methods (Robert, "Simulation of truncated normal variables", Statisti
 their parameters (``a``, ``width``, ``alpha``, ``m`` in standard deviations, and ``sign`` = -1 to
 mirror an interval left of zero).
 
+The fine methods serve the rare requests whose law is narrower than the float arithmetic of
+``loc + scale * z`` can resolve (a mean that float32 cannot hold with a tiny stddev, far tails whose
+16-bit candidates all round onto a midpoint, narrow intervals whose edge cells the proposal's bounds
+would cut; ``plan`` decides). They propose the same way, but as an offset ``w`` in output units from
+an origin ``b`` held exactly as the sum of two floats (``b_hi + b_lo``, a cell boundary of the output
+dtype or a value next to the mean), and round ``b + w`` to the output dtype exactly, ties broken by the
+exact sum (``exact_value``): the candidate is the output value itself, so every representable value
+gets the probability of its rounding cell under the law.
+
+=======================  ==============================================  ========  ========
+method                   offset w from the origin b                      G float32 G float64
+=======================  ==============================================  ========  ========
+METHOD_FINE_UNIFORM      s * width * u1, accepted when                   2         1
+                         log u2 <= (m^2 - (a + t)^2) / 2, m = max(a, 0)
+METHOD_FINE_EXPONENTIAL  s * t, t = -log(u1) / alpha, accepted when      2         1
+                         log u2 <= -(t - c)^2 / 2, c = alpha - a
+METHOD_FINE_NORMAL       c0 + s * z, z the Box-Muller cosine of (w0, w1)  2         1
+METHOD_FINE_FLAT         s * u1 (a uniform distribution), always accepted 2         1
+=======================  ==============================================  ========  ========
+
+(t = width * u1 for METHOD_FINE_UNIFORM; s is the signed stddev in output units, or the width of a
+uniform.) Their parameters are (0, 1, lo, hi, b_hi, b_lo, s, q1, q2, fmt) with (q1, q2) = (width, a),
+(alpha, c), (c0, 0) or (0, 0), so that the emitters' ``0 + 1 * value`` is the value exactly.
+
 Which words a lane reads (w0..w3 are the call's words; a 64-bit value is (high word, low word)):
 
 * float32 uniform: lane l reads w_l; u = (w_l >> 8) * 2**-24.
@@ -31,6 +55,9 @@ Which words a lane reads (w0..w3 are the call's words; a 64-bit value is (high w
 * float64 uniform: lane l reads (w_2l, w_2l+1); u = (64-bit value >> 11) * 2**-53.
 * float64 normal: (w0, w1) gives the radius, (w2, w3) the angle; lane 0 cosine, lane 1 sine.
 * float64 Robert: (w0, w1) proposes, (w2, w3) accepts.
+* fine methods: as the Robert methods (float32: lane l reads (w_2l, w_2l+1); float64: (w0, w1) and
+  (w2, w3)); METHOD_FINE_NORMAL takes the radius from the first and the angle from the second and
+  keeps the cosine; METHOD_FINE_FLAT reads the first only.
 
 Complex outputs (drawn by ``warpinit._complex``): a complex64 (complex128) tensor of shape S is the
 float32 (float64) tensor of shape (*S, 2), the real part of complex element i at real flat index 2i
@@ -56,7 +83,7 @@ import math
 import numpy as np
 
 from ._jit import shared
-from .bits import round_16bit
+from .bits import FORMAT_BFLOAT16, float16_bits_to_float32, float32_from_bits, round_16bit
 from .elementary import log_uniform24, log_uniform53, sincos_turn24, sincos_turn53
 from .philox import philox_group
 
@@ -64,6 +91,11 @@ METHOD_UNIFORM = 0
 METHOD_NORMAL = 1
 METHOD_ROBERT_UNIFORM = 2
 METHOD_ROBERT_EXPONENTIAL = 3
+METHOD_FINE_UNIFORM = 4
+METHOD_FINE_EXPONENTIAL = 5
+METHOD_FINE_NORMAL = 6
+METHOD_FINE_FLAT = 7
+FINE_METHODS = (METHOD_FINE_UNIFORM, METHOD_FINE_EXPONENTIAL, METHOD_FINE_NORMAL, METHOD_FINE_FLAT)
 
 # Output formats: float32/float64 written as they are, or rounded to a 16-bit format (bits.FORMAT_*).
 FORMAT_NATIVE = 0
@@ -87,6 +119,11 @@ _F32_MINUS_TWO = np.float32(-2.0)
 _F64_MINUS_TWO = np.float64(-2.0)
 _F32_HALF = np.float32(0.5)
 _F64_HALF = np.float64(0.5)
+_F32_ZERO = np.float32(0.0)
+_U1 = np.uint64(1)
+_U16 = np.uint64(16)
+_BF16_SIGN = np.uint64(0x8000)
+_F16_MAGNITUDE = np.uint64(0x7FFF)
 
 
 def group_size(method: int, double: bool) -> int:
@@ -161,6 +198,8 @@ def lane_candidate24(method, lane, w0, w1, w2, w3, p):
         return uniform_lane24(method, lane, w0, w1, w2, w3, p)
     if method == METHOD_NORMAL:
         return normal_lane24(method, lane, w0, w1, w2, w3, p)
+    if method >= METHOD_FINE_UNIFORM:
+        return fine_lane24(method, lane, w0, w1, w2, w3, p)
     return robert_lane24(method, lane, w0, w1, w2, w3, p)
 
 
@@ -233,7 +272,147 @@ def lane_candidate53(method, lane, w0, w1, w2, w3, p):
         return uniform_lane53(method, lane, w0, w1, w2, w3, p)
     if method == METHOD_NORMAL:
         return normal_lane53(method, lane, w0, w1, w2, w3, p)
+    if method >= METHOD_FINE_UNIFORM:
+        return fine_lane53(method, lane, w0, w1, w2, w3, p)
     return robert_lane53(method, lane, w0, w1, w2, w3, p)
+
+
+# Fine methods: exact rounding of an offset from an exactly held origin -------------------------------
+
+
+@shared
+def two_sum(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth's TwoSum; no FMA involved)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@shared
+def exact_sum(b_hi, b_lo, w):
+    """(f, e): f the float nearest b_hi + b_lo + w (its ties to even decided on the exact sum), and e
+    a residual with the sign of b_hi + b_lo + w - f (0 when f is exact).
+
+    Four TwoSums (``two_sum``, written out: the CUDA compiler inlines each call at some cost)."""
+    r = b_lo + w
+    t = r - b_lo
+    e_r = (b_lo - (r - t)) + (w - t)
+    s = b_hi + r
+    t = s - b_hi
+    e_s = (b_hi - (s - t)) + (r - t)
+    u = e_s + e_r
+    t = u - e_s
+    e_u = (e_s - (u - t)) + (e_r - t)
+    f = s + u
+    t = f - s
+    e_f = (s - (f - t)) + (u - t)
+    # f + e_f + e_u is the exact sum and |e_u| is far below f's spacing: it only decides a tie.
+    zero = f - f
+    if e_f != zero and e_u != zero:
+        twice = e_f + e_f
+        n = f + twice
+        t = n - f
+        e_n = (f - (n - t)) + (twice - t)
+        if e_n == zero and (e_u > zero) == (e_f > zero):  # f + e_f is the midpoint of f and n
+            f, e_f = n, -e_f
+    return f, e_f + e_u
+
+
+@shared
+def value_16bit(bits, fmt):
+    """The float32 equal to a 16-bit pattern (uint64, sign bit included) of format ``fmt``."""
+    if fmt == FORMAT_BFLOAT16:
+        return float32_from_bits(bits << _U16)
+    magnitude = float16_bits_to_float32(bits & _F16_MAGNITUDE)
+    return -magnitude if (bits & _BF16_SIGN) != np.uint64(0) else magnitude
+
+
+@shared
+def round_16bit_directed(f, e, fmt):
+    """The 16-bit value (as float32) nearest f + e for a float32 f and a tiny residual e: round_16bit
+    of f, except when f is a 16-bit midpoint, where the sign of e decides."""
+    bits, v = round_16bit(f, fmt)
+    zero = f - f
+    if e != zero and f != v:
+        neighbour = bits + _U1 if abs(f) > abs(v) else bits - _U1  # the value on f's side of v
+        n = value_16bit(neighbour, fmt)
+        if (v + n) * _F32_HALF == f and (e > zero) == (n > v):
+            v = n
+    return v
+
+
+@shared
+def fine_offset24(method, w_propose, w_accept, p):
+    """(w, accepted): a fine method's offset from its origin in output units, float32."""
+    ok = True
+    if method == METHOD_FINE_NORMAL:
+        r = np.float32(math.sqrt(_F32_MINUS_TWO * log_open_uniform24(w_propose)))
+        sin, cos = sincos_turn24(np.int64(w_accept >> _U8))
+        w = p[7] + p[6] * (r * cos)
+    elif method == METHOD_FINE_FLAT:
+        w = p[6] * uniform24(w_propose)
+    else:
+        log_u = log_open_uniform24(w_accept)
+        if method == METHOD_FINE_UNIFORM:
+            t = p[7] * uniform24(w_propose)
+            a = p[8]
+            z = a + t
+            ok = log_u <= (-(t * (a + a + t)) if a >= _F32_ZERO else -(z * z)) * _F32_HALF
+        else:
+            t = -log_open_uniform24(w_propose) / p[7]
+            d = t - p[8]
+            ok = log_u <= -(d * d) * _F32_HALF
+        w = p[6] * t
+    return w, ok
+
+
+@shared
+def fine24(method, w_propose, w_accept, p):
+    """A fine candidate (the output value, accepted) for float32 and 16-bit outputs (p[9] the format)."""
+    w, ok = fine_offset24(method, w_propose, w_accept, p)
+    f, e = exact_sum(p[4], p[5], w)
+    if p[9] != _F32_ZERO:
+        f = round_16bit_directed(f, e, np.int64(p[9]))
+    return f, ok
+
+
+@shared
+def fine53(method, w0, w1, w2, w3, p):
+    """A fine candidate (the output value, accepted) for float64 outputs: (w0, w1) propose, (w2, w3)
+    accept (or give the angle)."""
+    ok = True
+    if method == METHOD_FINE_NORMAL:
+        c, s = box_muller53(w0, w1, w2, w3)
+        w = p[7] + p[6] * c
+    elif method == METHOD_FINE_FLAT:
+        w = p[6] * uniform53(w0, w1)
+    else:
+        log_u = log_open_uniform53(w2, w3)
+        if method == METHOD_FINE_UNIFORM:
+            t = p[7] * uniform53(w0, w1)
+            a = p[8]
+            z = a + t
+            ok = log_u <= (-(t * (a + a + t)) if a >= z - z else -(z * z)) * _F64_HALF
+        else:
+            t = -log_open_uniform53(w0, w1) / p[7]
+            d = t - p[8]
+            ok = log_u <= -(d * d) * _F64_HALF
+        w = p[6] * t
+    f, e = exact_sum(p[4], p[5], w)
+    return f, ok
+
+
+@shared
+def fine_lane24(method, lane, w0, w1, w2, w3, p):
+    """Fine candidate (value, ok) of one lane of a float32 group (lane 0: w0, w1; lane 1: w2, w3)."""
+    first = lane == 0
+    return fine24(method, w0 if first else w2, w1 if first else w3, p)
+
+
+@shared
+def fine_lane53(method, lane, w0, w1, w2, w3, p):
+    """Fine candidate (value, ok) of the single lane of a float64 group."""
+    return fine53(method, w0, w1, w2, w3, p)
 
 
 # Output ------------------------------------------------------------------------------------------
@@ -300,8 +479,19 @@ def group_candidates24(method, w0, w1, w2, w3, p):
         c0, s0 = box_muller24(w0, w1)
         c1, s1 = box_muller24(w2, w3)
         return c0, s0, c1, s1, True, True, True, True
-    z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
-    z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
+    if method >= METHOD_FINE_UNIFORM:
+        z0 = z1 = p[0] - p[0]
+        ok0 = ok1 = False
+        for lane in range(2):  # one copy of the fine code in the compiled kernel
+            first = lane == 0
+            z, ok = fine24(method, w0 if first else w2, w1 if first else w3, p)
+            if first:
+                z0, ok0 = z, ok
+            else:
+                z1, ok1 = z, ok
+    else:
+        z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
+        z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
     zero = z0 - z0
     return z0, z1, zero, zero, ok0, ok1, False, False
 
@@ -315,7 +505,10 @@ def group_candidates53(method, w0, w1, w2, w3, p):
     if method == METHOD_NORMAL:
         c, s = box_muller53(w0, w1, w2, w3)
         return c, s, c - c, c - c, True, True, False, False
-    z, ok = robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
+    if method >= METHOD_FINE_UNIFORM:
+        z, ok = fine53(method, w0, w1, w2, w3, p)
+    else:
+        z, ok = robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
     return z, z - z, z - z, z - z, ok, False, False, False
 
 
@@ -368,6 +561,23 @@ def draw_template(out, o, i, attempt, group, method, k0, k1, stream, p, fmt):
     w0, w1, w2, w3 = philox_group(np.uint64(i // group), stream, np.uint64(attempt), k0, k1)
     z, ok = lane_candidate(method, i % group, w0, w1, w2, w3, p)
     return emit(out, o, z, ok, p, fmt)
+
+
+def fill_elements_template(out, o, i, count, group, method, k0, k1, stream, p, fmt):
+    """Fill out[o:o+count] with elements i..i+count-1 one by one, each redrawn until accepted (the
+    fine methods' path on the CPU: rare requests, exactness before speed); return the failures."""
+    failures = 0
+    for e in range(i, i + count):
+        attempt = 0
+        while not _draw(out, o + e - i, e, attempt, group, method, k0, k1, stream, p, fmt):
+            attempt += 1
+            if attempt == MAX_ATTEMPTS:
+                failures += 1
+                break
+    return failures
+
+
+_draw = None  # bound per kind by the CPU kernels (``fill_cpu``)
 
 
 @shared

@@ -29,6 +29,22 @@ SAMPLERS = {
     "truncated_normal_narrow": (wi.truncated_normal, {"lower": 1.9, "upper": 2.0}),
     "truncated_normal_left": (wi.truncated_normal, {"mean": -1.0, "stddev": 0.5, "lower": -12.0, "upper": -11.0}),
 }
+# The fine methods (and the uniform over a float16 range's finite part), each in the dtype where the
+# request needs it: name -> (sampler, dtype, kwargs).
+FINE = {
+    "truncated_normal_fine_normal": (wi.truncated_normal, "float32", {"mean": 0.1, "stddev": 1e-7}),
+    "truncated_normal_fine_tail": (wi.truncated_normal, "float32",
+                                   {"mean": 0.1, "stddev": 1e-6, "lower": 3.0, "upper": np.inf}),
+    "truncated_normal_fine_narrow": (wi.truncated_normal, "float32", {"lower": 3.0, "upper": 3.0001}),
+    "truncated_normal_fine_boundary": (wi.truncated_normal, "bfloat16",
+                                       {"mean": 1002.0, "stddev": 0.1, "lower": -25.0, "upper": 25.0}),
+    "truncated_normal_fine_midpoint": (wi.truncated_normal, "float16",
+                                       {"mean": 1000.25, "stddev": 0.005, "lower": -np.inf, "upper": np.inf}),
+    "truncated_normal_fine_far_tail": (wi.truncated_normal, "float64", {"lower": 1e6, "upper": np.inf}),
+    "truncated_normal_fine_far_narrow": (wi.truncated_normal, "float64", {"lower": 1e6, "upper": 1e6 + 1e-7}),
+    "uniform_fine": (wi.uniform, "float32", {"minval": 0.1, "maxval": 0.1 + 5e-8}),
+    "uniform_finite_part": (wi.uniform, "float16", {"minval": 0.0, "maxval": 1e10}),
+}
 # (seed, stream, shape, index): the first elements of a small tensor, and a block deep inside one of
 # 2**40 elements (group indices above 2**32).
 DRAWS = [
@@ -45,15 +61,21 @@ def bits(array):
 
 
 def cases():
-    """(sampler name, sampler, keyword arguments, dtypes) of every table: real samplers, then complex."""
+    """(sampler name, sampler, keyword arguments, dtypes) of every table: real samplers, complex ones,
+    then the fine methods."""
     for name, (sampler, kwargs) in SAMPLERS.items():
         yield name, sampler, kwargs, DTYPES
     for name, (sampler, kwargs) in COMPLEX_SAMPLERS.items():
         yield name, sampler, kwargs, COMPLEX_DTYPES
+    for name, (sampler, dtype, kwargs) in FINE.items():
+        yield name, sampler, kwargs, [dtype]
 
 
 def sampler_of(row):
     """The sampler and keyword arguments of a table row."""
+    if row["sampler"] in FINE:
+        sampler, _, kwargs = FINE[row["sampler"]]
+        return sampler, kwargs
     table = COMPLEX_SAMPLERS if row["dtype"] in COMPLEX_DTYPES else SAMPLERS
     return table[row["sampler"]]
 

@@ -326,3 +326,16 @@ def test_initialize_checks_memory_before_assigning_anything(monkeypatch):
         wk.initialize(model, seed=1)
     for x, y in zip(before, model.weights):
         np.testing.assert_array_equal(x, np.asarray(y))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: wk.RandomNormal(seed=1)((4.5, 4)), TypeError, "shape entries must be ints"),
+    (lambda: wk.GlorotUniform(seed=1)((b"ab")), TypeError, "shape"),
+    (lambda: wk.Orthogonal(seed=1)((-1, 4)), ValueError, "shape entries must be >= 0"),
+    (lambda: wk.RandomNormal(mean=10**400, seed=1)((4, 4)), ValueError, "mean"),
+    (lambda: wk.RandomUniform(minval=-(10**400), seed=1)((4, 4)), ValueError, "minval"),
+    (lambda: wk.Orthogonal(gain=float("inf"), seed=1)((4, 4)), ValueError, "gain"),
+])
+def test_initializer_calls_refuse_bad_shapes_and_values_naming_them(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

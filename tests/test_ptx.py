@@ -1,14 +1,16 @@
 """Every CUDA kernel compiles to PTX for sm_80 and sm_90 without a driver (no simulator here)."""
 
+import numpy as np
 import pytest
 from numba import types
 
-from warpinit.kernels import fill_cuda, orthogonal_cuda
+from warpinit.kernels import fill_cuda, orthogonal_cuda, plan
 from warpinit.kernels._jit import cuda_module, simulator_enabled
 
 pytestmark = pytest.mark.skipif(simulator_enabled(), reason="PTX compilation needs the real numba.cuda target")
 
 _OUT = {"float32": types.float32, "16bit": types.uint16, "float64": types.float64}
+_PARAMS = len(plan.uniform(0.0, 1.0, np.dtype(np.float32)).params)  # every plan has as many
 
 
 def _signature(kind):
@@ -17,7 +19,7 @@ def _signature(kind):
     return (
         types.Array(_OUT[kind], 1, "C"), index, index, index, types.Array(types.uint64, 2, "C"),
         types.int64, types.int64, types.int64, types.int64,
-        types.UniTuple(compute, 9), types.int64, types.Array(types.int64, 1, "C"),
+        types.UniTuple(compute, _PARAMS), types.int64, types.Array(types.int64, 1, "C"),
     )
 
 

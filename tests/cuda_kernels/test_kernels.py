@@ -99,6 +99,37 @@ def test_fill_kernel_matches_cpu(case, dtype, block_name):
     assert np.mean(distance > 4) < 0.01
 
 
+# The fine methods, each in a dtype whose request needs it (see kernels/plan.py), and the constant plan.
+FINE_CASES = [
+    ("fine normal", lambda: plan.truncated_normal(0.1, 1e-7, -2.0, 2.0, np.dtype(np.float32))),
+    ("fine tail", lambda: plan.truncated_normal(0.1, 1e-6, 3.0, np.inf, np.dtype(np.float32))),
+    ("fine mirrored tail", lambda: plan.truncated_normal(-0.1, 1e-6, -np.inf, -3.0, np.dtype(np.float32))),
+    ("fine narrow", lambda: plan.truncated_normal(0.0, 1.0, 3.0, 3.0001, np.dtype(np.float32))),
+    ("fine flat", lambda: plan.uniform(0.1, 0.1 + 5e-8, np.dtype(np.float32))),
+    ("fine midpoint tail bfloat16", lambda: plan.truncated_normal(1000.0, 1.0, 2.001, np.inf, plan.BFLOAT16)),
+    ("fine boundary bfloat16", lambda: plan.truncated_normal(1002.0, 0.1, -25.0, 25.0, plan.BFLOAT16)),
+    ("fine midpoint float16", lambda: plan.truncated_normal(1000.25, 0.005, -np.inf, np.inf, plan.FLOAT16)),
+    ("fine far tail float64", lambda: plan.truncated_normal(0.0, 1.0, 1e6, np.inf, np.dtype(np.float64))),
+    ("fine far narrow float64", lambda: plan.truncated_normal(0.0, 1.0, 1e6, 1e6 + 1e-7, np.dtype(np.float64))),
+    ("single value", lambda: plan.truncated_normal(1e-3, 1e-12, -100.0, -10.0, np.dtype(np.float32))),
+]
+
+
+@pytest.mark.parametrize("block_name", ["unaligned block", "batch"])
+@pytest.mark.parametrize("case", FINE_CASES, ids=[c[0] for c in FINE_CASES])
+def test_fine_methods_match_cpu(case, block_name):
+    _, make = case
+    p = make()
+    assert p.method >= 4 or p.params[1] == 0  # a fine method, or the constant plan
+    block, keys = BLOCKS[block_name]()
+    cpu, gpu = _cpu(block, keys, p), _gpu(block, keys, p)
+    if STRICT:
+        np.testing.assert_array_equal(gpu.reshape(-1).view(np.uint8), cpu.reshape(-1).view(np.uint8))
+        return
+    # Real GPU: values are exact output values; libm may move a candidate next to a cell boundary.
+    assert np.mean(gpu.reshape(-1).view(np.uint8) != cpu.reshape(-1).view(np.uint8)) < 0.05
+
+
 def test_empty_block_launches_nothing():
     p = plan.normal(0.0, 1.0, np.dtype(np.float32))
     block = layout.select((4, 5), (slice(2, 2), slice(None)))
