@@ -68,7 +68,7 @@ _VIEWS = {
     torch.Tensor.narrow, torch.Tensor.select, torch.Tensor.unsqueeze, torch.Tensor.squeeze,
     torch.Tensor.as_strided, torch.Tensor.split, torch.Tensor.chunk, torch.Tensor.unbind, torch.Tensor.diagonal,
     torch.Tensor.requires_grad_, torch.Tensor.is_floating_point, torch.Tensor.is_complex, torch.Tensor.get_device,
-    torch.Tensor.untyped_storage, torch.Tensor.__hash__, torch._C._set_grad_enabled, torch.is_grad_enabled,
+    torch.Tensor.__hash__, torch._C._set_grad_enabled, torch.is_grad_enabled,
 }
 
 
