@@ -16,18 +16,33 @@ Python on NumPy scalars, so the shared code casts every integer constant and kee
 NumPy scalars: NumPy's promotion rules and Numba's typing then agree, and simulator results match the
 compiled CPU kernels.
 
+Every CPU function of warpinit is compiled through ``cpu_jit``: Numba's nopython pipeline with the
+NumPy error model, and with each function marked ``"prefer-vector-width"="512"`` for LLVM. LLVM's
+tunings for Intel server CPUs (Skylake-X to Granite Rapids, Ice Lake) prefer 256-bit vectors even
+where AVX-512 is present, and so leave the kernels on ymm registers; the attribute lifts that
+preference for warpinit's functions alone. It changes no instruction set (the CPU's features decide
+what exists: an AVX2-only CPU still gets 256-bit code) and no arithmetic: the kernels contract no
+multiply-adds unless they say so, and lane width does not change an elementwise result. Other Numba
+code in the process compiles as it would without warpinit: the mark is added by a target context of
+warpinit's own, used only by ``cpu_jit``'s pipeline.
+
 Nothing here imports ``numba.cuda`` until a CUDA twin is asked for: ``import warpinit`` stays light and
 compiles nothing. Simulator awareness lives in this module only.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import types
 
+import llvmlite.binding
+import llvmlite.ir
 import numba
+from numba.core import compiler
 
 __all__ = [
+    "cpu_jit",
     "shared",
     "shared_intrinsic",
     "specialize",
@@ -38,9 +53,63 @@ __all__ = [
     "cuda_module",
 ]
 
+# The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
+WIDE_VECTORS = '"prefer-vector-width"="512"'
+
+
+class _Attributes(llvmlite.ir.FunctionAttributes):
+    _known = llvmlite.ir.FunctionAttributes._known | {WIDE_VECTORS}
+
+
+_WIDE_CONTEXTS: dict[type, type] = {}
+
+
+def _mark_wide(module) -> None:
+    for function in module.functions:
+        if function.blocks:  # a definition, not a declaration
+            attributes = _Attributes(function.attributes)
+            attributes.alignstack = function.attributes.alignstack
+            attributes.personality = function.attributes.personality
+            attributes.add(WIDE_VECTORS)
+            function.attributes = attributes
+
+
+def _wide_context(context):
+    """A copy of Numba's CPU target context whose lowered modules are marked for wide vectors (on x86;
+    elsewhere the context itself). Parallel loops are lowered through the same context, so the
+    functions Numba outlines from a ``prange`` are marked too."""
+    if not llvmlite.binding.get_process_triple().startswith(("x86_64", "i686", "i386")):
+        return context
+    base = type(context)
+    if base not in _WIDE_CONTEXTS:
+        def post_lowering(self, module, library):
+            base.post_lowering(self, module, library)
+            _mark_wide(module)
+
+        _WIDE_CONTEXTS[base] = type("Wide" + base.__name__, (base,), {"post_lowering": post_lowering})
+    wide = copy.copy(context)  # as Numba makes its per-compilation subtargets
+    wide.__class__ = _WIDE_CONTEXTS[base]
+    return wide
+
+
+class _Compiler(compiler.Compiler):
+    """Numba's default pipeline, lowering through ``_wide_context``."""
+
+    def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
+        super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
+        self.state.targetctx = _wide_context(self.state.targetctx)
+
+
 # Options of every compiled CPU function: the NumPy error model keeps float division branch-free
 # (no ZeroDivisionError checks), which the vectoriser needs.
-CPU_OPTIONS = {"error_model": "numpy", "nogil": True}
+CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
+
+
+def cpu_jit(**options):
+    """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
+    ``parallel=True``, ``cache=True``, ``forceinline=True``, ``fastmath={"contract"}``)."""
+    return numba.njit(**CPU_OPTIONS, **options)
+
 
 # id(CPU object) -> (CPU object, kind, payload). kind is "function" (payload: the Python source
 # function) or "intrinsic" (payload: a pure-Python implementation for the simulator).
@@ -57,7 +126,7 @@ def shared(py_func):
     Returns:
         The CPU dispatcher; module code and CPU kernels call it by its name.
     """
-    dispatcher = numba.njit(forceinline=True, **CPU_OPTIONS)(py_func)
+    dispatcher = cpu_jit(forceinline=True)(py_func)
     _SHARED[id(dispatcher)] = (dispatcher, "function", py_func)
     return dispatcher
 
