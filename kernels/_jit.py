@@ -33,15 +33,20 @@ compiles nothing. Simulator awareness lives in this module only.
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
 import os
+import pickle
+import sys
 import types
 
 import llvmlite.binding
 import llvmlite.ir
 import numba
-from numba.core import compiler
+from numba.core import caching, compiler
 
 __all__ = [
+    "DiskCache",
     "cpu_jit",
     "shared",
     "shared_intrinsic",
@@ -105,11 +110,154 @@ class _Compiler(compiler.Compiler):
 CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
 
 
-def cpu_jit(**options):
+def cpu_jit(cache: bool = False, **options):
     """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
-    ``parallel=True``, ``cache=True``, ``forceinline=True``, ``fastmath={"contract"}``)."""
-    return numba.njit(**CPU_OPTIONS, **options)
+    ``parallel=True``, ``forceinline=True``, ``fastmath={"contract"}``).
 
+    Args:
+        cache: keep the compiled code on disk (``DiskCache``), as Numba's ``cache=True`` does, but
+            usable on a read-only install and safe against damaged cache files.
+    """
+
+    def compile_(py_func):
+        dispatcher = numba.njit(**CPU_OPTIONS, **options)(py_func)
+        if cache:
+            dispatcher._cache = DiskCache(py_func)  # where Numba's enable_caching() puts its own
+        return dispatcher
+
+    return compile_
+
+
+# The on-disk cache ----------------------------------------------------------------------------------
+
+_DIGEST_BYTES = hashlib.sha256().digest_size
+
+
+class _CacheFile(caching.IndexDataCacheFile):
+    """Numba's index (.nbi) and data (.nbc) files of one function in one directory, read
+    defensively: an index that cannot be read is empty, and a data file holds the SHA-256 of its
+    contents and the index key it was saved under, so that only intact object code, saved for this
+    very key, ever reaches LLVM (damaged object code can crash the process when it is loaded)."""
+
+    def save(self, key, data):
+        super().save(key, (key, data))
+
+    def load(self, key):
+        name = self._load_index().get(key)
+        if name is None:
+            return None
+        try:
+            with open(self._data_path(name), "rb") as file:
+                blob = file.read()
+        except OSError:
+            return None
+        digest, payload = blob[:_DIGEST_BYTES], blob[_DIGEST_BYTES:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        try:
+            saved_key, data = pickle.loads(payload)
+        except Exception:  # intact but unreadable here (another Python or Numba): a miss
+            return None
+        return data if saved_key == key else None
+
+    def has_index(self) -> bool:
+        return os.path.isfile(self._index_path)
+
+    def _load_index(self):
+        try:
+            overloads = super()._load_index()
+        except Exception:  # truncated or garbage: rewritten at the next save
+            return {}
+        return overloads if isinstance(overloads, dict) else {}
+
+    def _save_data(self, name, data):
+        payload = self._dump(data)
+        with self._open_for_write(self._data_path(name)) as file:
+            file.write(hashlib.sha256(payload).digest() + payload)
+
+
+class DiskCache(caching.Cache):
+    """The on-disk cache of one CPU function of warpinit: Numba's cache files and places, made
+    usable on a read-only install and robust against damaged files.
+
+    The directories are Numba's, in its order: ``NUMBA_CACHE_DIR`` when set, the ``__pycache__``
+    next to the source file, the user-wide cache (``~/.cache/numba``). Compiled code is saved into
+    and loaded from the first of them that is writable, as Numba does; it is also loaded from a
+    read-only one that holds it (a cache prepared when a container image or a root-owned
+    site-packages was built), which Numba would not use.
+    With none writable and none holding the function, it compiles in memory each process. A
+    truncated or garbage index, or a data file that is damaged, stale or for another key, is a miss:
+    the function compiles again and its files are rewritten where that is possible. The key is
+    Numba's (signature, CPU name and features, bytecode) plus warpinit's code-generation mark.
+    """
+
+    def __init__(self, py_func):  # Cache.__init__ would insist on a writable directory
+        self._name = repr(py_func)
+        self._py_func = py_func
+        self._enabled = True
+        self._target = self._target_locator = None
+        self._sources: list[_CacheFile] = []
+        source = inspect.getfile(py_func)
+        if not os.path.isfile(source):
+            return
+        locators = [caching.UserProvidedCacheLocator] if numba.config.CACHE_DIR else []
+        locators = [cls(py_func, source) for cls in locators + [caching.InTreeCacheLocator,
+                                                               caching.UserWideCacheLocator]]
+        stamp = locators[0].get_source_stamp()
+        name = f"{os.path.splitext(os.path.basename(source))[0]}.{py_func.__qualname__}".replace("<", "").replace(">", "")
+        base = f"{name}-{py_func.__code__.co_firstlineno}.py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+        for locator in locators:
+            file = _CacheFile(locator.get_cache_path(), base, stamp)
+            if self._target is None and _writable(locator):
+                self._target, self._target_locator = file, locator
+                self._sources.append(file)
+            elif file.has_index() and not _writable(locator):
+                self._sources.append(file)
+
+    @property
+    def cache_path(self):
+        return self._target_locator.get_cache_path() if self._target_locator else None
+
+    def flush(self):
+        if self._target is not None:
+            self._target.flush()
+
+    def load_overload(self, sig, target_context):
+        if not self._enabled or not self._sources:
+            return None
+        target_context.refresh()
+        key = self._index_key(sig, target_context.codegen())
+        for file in self._sources:
+            data = file.load(key)
+            if data is None:
+                continue
+            try:
+                return compiler.CompileResult._rebuild(target_context, *data)
+            except Exception:  # intact but unusable here: a miss
+                continue
+        return None
+
+    def save_overload(self, sig, cres):
+        if not self._enabled or self._target is None:
+            return
+        if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
+            return
+        try:
+            self._target_locator.ensure_cache_path()
+            self._target.save(self._index_key(sig, cres.codegen), cres._reduce())
+        except OSError:  # the directory went away or became read-only: compiled in memory only
+            pass
+
+    def _index_key(self, sig, codegen):
+        return super()._index_key(sig, codegen) + (WIDE_VECTORS,)
+
+
+def _writable(locator) -> bool:
+    try:
+        locator.ensure_cache_path()
+    except OSError:
+        return False
+    return True
 
 # id(CPU object) -> (CPU object, kind, payload). kind is "function" (payload: the Python source
 # function) or "intrinsic" (payload: a pure-Python implementation for the simulator).
