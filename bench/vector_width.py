@@ -1,6 +1,10 @@
 """Which vectors warpinit's CPU kernels compile to under each CPU tuning, read from their assembly.
 
     python -m warpinit.bench.vector_width [--cpus sapphirerapids,znver5,...] [--avx2]
+    python -m warpinit.bench.vector_width --avx2-features   # the feature string of an AVX2-only CPU
+
+The second form prints the host's LLVM features with AVX-512 removed, for timing the kernels as an
+AVX2-only CPU runs them: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES="$(...)" warpinit bench``.
 
 Numba fixes the CPU name for a whole process, so each tuning compiles in a subprocess of its own
 (``NUMBA_CPU_NAME=<name>`` and ``NUMBA_CPU_FEATURES`` = the host's features; ``--avx2`` adds a
@@ -122,7 +126,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warpinit.bench.vector_width", description=__doc__.splitlines()[0])
     parser.add_argument("--cpus", default=",".join(CPUS), help=f"comma-separated LLVM CPU names (default: {','.join(CPUS)})")
     parser.add_argument("--avx2", action="store_true", help="also compile for haswell with AVX-512 removed")
+    parser.add_argument("--avx2-features", action="store_true", help="print the AVX2-only feature string and exit")
     args = parser.parse_args(argv)
+    if args.avx2_features:
+        print(avx2_features())
+        return 0
     reports = []
     host = host_features()  # passed explicitly: Numba drops every feature for "generic"
     runs = [(None, None, "host")] + [(cpu, host, cpu + " (host features)") for cpu in args.cpus.split(",") if cpu]
