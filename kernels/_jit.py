@@ -20,11 +20,16 @@ Every CPU function of warpinit is compiled through ``cpu_jit``: Numba's nopython
 NumPy error model, and with each function marked ``"prefer-vector-width"="512"`` for LLVM. LLVM's
 tunings for Intel server CPUs (Skylake-X to Granite Rapids, Ice Lake) prefer 256-bit vectors even
 where AVX-512 is present, and so leave the kernels on ymm registers; the attribute lifts that
-preference for warpinit's functions alone. It changes no instruction set (the CPU's features decide
-what exists: an AVX2-only CPU still gets 256-bit code) and no arithmetic: the kernels contract no
-multiply-adds unless they say so, and lane width does not change an elementwise result. Other Numba
-code in the process compiles as it would without warpinit: the mark is added by a target context of
-warpinit's own, used only by ``cpu_jit``'s pipeline.
+preference for warpinit's functions alone. Where the CPU has AVX-512, warpinit's functions are also
+vectorised with LLVM's ``-vectorizer-maximize-bandwidth``: a sampler loop mixes Philox's words, held
+in 64-bit lanes, with 32-bit (or 16-bit) outputs, and LLVM otherwise sizes its vectors by the widest
+type, leaving the float math on half-width registers. The option is global to LLVM, so it is set
+only while Numba compiles a warpinit function (under Numba's compiler lock) and reset afterwards; on
+AVX2-only CPUs it is left alone (it did not help there). None of this changes an instruction set
+(the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
+the kernels contract no multiply-adds unless they say so, and lane width does not change an
+elementwise result. Other Numba code in the process compiles as it would without warpinit: the
+mark is added by a target context of warpinit's own, used only by ``cpu_jit``'s pipeline.
 
 Nothing here imports ``numba.cuda`` until a CUDA twin is asked for: ``import warpinit`` stays light and
 compiles nothing. Simulator awareness lives in this module only.
@@ -32,6 +37,7 @@ compiles nothing. Simulator awareness lives in this module only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import inspect
@@ -60,6 +66,8 @@ __all__ = [
 
 # The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
 WIDE_VECTORS = '"prefer-vector-width"="512"'
+# What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
+CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512")
 
 
 class _Attributes(llvmlite.ir.FunctionAttributes):
@@ -97,12 +105,42 @@ def _wide_context(context):
     return wide
 
 
+_BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions it calls) open it once
+
+
+@contextlib.contextmanager
+def _maximized_bandwidth(codegen):
+    """LLVM's vectoriser sizes loops by their narrowest type while this is open, if ``codegen``
+    targets AVX-512 (see the module docstring). Numba holds its compiler lock throughout."""
+    if "+avx512f" not in codegen.magic_tuple()[2].split(","):
+        yield
+        return
+    if _BANDWIDTH_DEPTH[0] == 0:
+        llvmlite.binding.set_option("", "-vectorizer-maximize-bandwidth=true")
+    _BANDWIDTH_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _BANDWIDTH_DEPTH[0] -= 1
+        if _BANDWIDTH_DEPTH[0] == 0:
+            llvmlite.binding.set_option("", "-vectorizer-maximize-bandwidth=false")
+
+
 class _Compiler(compiler.Compiler):
-    """Numba's default pipeline, lowering through ``_wide_context``."""
+    """Numba's default pipeline, lowering through ``_wide_context``, vectorising under
+    ``_maximized_bandwidth``."""
 
     def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
         self.state.targetctx = _wide_context(self.state.targetctx)
+
+    def compile_extra(self, func):
+        with _maximized_bandwidth(self.state.targetctx.codegen()):
+            return super().compile_extra(func)
+
+    def compile_ir(self, func_ir, lifted=(), lifted_from=None):
+        with _maximized_bandwidth(self.state.targetctx.codegen()):
+            return super().compile_ir(func_ir, lifted, lifted_from)
 
 
 # Options of every compiled CPU function: the NumPy error model keeps float division branch-free
@@ -188,7 +226,7 @@ class DiskCache(caching.Cache):
     With none writable and none holding the function, it compiles in memory each process. A
     truncated or garbage index, or a data file that is damaged, stale or for another key, is a miss:
     the function compiles again and its files are rewritten where that is possible. The key is
-    Numba's (signature, CPU name and features, bytecode) plus warpinit's code-generation mark.
+    Numba's (signature, CPU name and features, bytecode) plus ``CODEGEN_MARK``.
     """
 
     def __init__(self, py_func):  # Cache.__init__ would insist on a writable directory
@@ -249,7 +287,7 @@ class DiskCache(caching.Cache):
             pass
 
     def _index_key(self, sig, codegen):
-        return super()._index_key(sig, codegen) + (WIDE_VECTORS,)
+        return super()._index_key(sig, codegen) + CODEGEN_MARK
 
 
 def _writable(locator) -> bool:
