@@ -77,6 +77,7 @@ def test_json_holds_machine_facts_and_every_case(bench_run):
     assert facts["cpu"] and facts["cores"] >= 1 and facts["gpus"] == []
     assert facts["date"].startswith("20") and facts["python"].count(".") == 2
     assert {"warpinit", "numpy", "numba"} <= set(facts["versions"])
+    assert facts["environment"]["NUMBA_NUM_THREADS"] == "2"  # the settings a figure depends on
     for library, module in (("torch", "torch"), ("jax", "jax"), ("tensorflow", "tensorflow"), ("keras", "keras")):
         assert (library in facts["versions"]) == (importlib.util.find_spec(module) is not None)
     assert report["device"] == "cpu" and report["threads"] == 2 and report["repeats"] == 2
