@@ -3,22 +3,36 @@
 A case is (op, size, dtype, library, device, batch); ``build()`` returns the zero-argument function to
 time and ``work`` what it does: values for the samplers, flops for ``orthogonal`` (``batch`` matrices
 of ``size`` x ``size``, counted as (4/3) n^3 each: the accumulation of Q from n reflectors, the least
-any QR-based method does). The library "limit" is the machine's own ceiling for the op, measured in
-the same run: for sampling, a parallel fill of a preallocated array of the same size and dtype (the
-memory-write bandwidth every sampler pays at least); for ``orthogonal``, a GEMM (the rate at which
-those flops could run at best).
+any QR-based method does). The libraries named "limit..." are the machine's own ceilings for the op,
+measured in the same run and reported by their best time (``LIMIT_REPEATS`` repeats at least):
+
+* sampling: "limit", a parallel fill of a preallocated array of the same size and dtype (the
+  memory-write bandwidth every sampler pays at least), and "limit-fresh", the same fill into a
+  freshly allocated array (what an allocating call pays at least: the OS's fresh pages too);
+* ``orthogonal``: a square SGEMM (DGEMM for float64) of every BLAS in the process: "limit" is NumPy's,
+  "limit-scipy", "limit-torch", "limit-jax" and "limit-tf" those of the installed peers (the rate at
+  which the flops could run at best is the fastest of them).
+
+warpinit itself is timed twice for the samplers: "warpinit" allocates its result, "warpinit-out" fills
+a preallocated ``out=``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .peers import OPS, PEERS
+from .peers import OPS, PEERS, SAMPLING
 
 LIMIT = "limit"
+FRESH_LIMIT = "limit-fresh"
+# The SGEMM ceilings of orthogonal: library -> the module that must be installed (None: NumPy).
+GEMM_LIMITS = {LIMIT: None, "limit-scipy": "scipy", "limit-torch": "torch", "limit-jax": "jax", "limit-tf": "tensorflow"}
+# A limit is the best of at least this many repeats: the ceiling, not a typical run on a busy machine.
+LIMIT_REPEATS = 15
 DEFAULT_SIZES = (10**7, 10**8)
 QUICK_SIZES = (10**6, 10**7)
 # (batch, n) of the orthogonal cases: single large matrices and the stacks of a Dense model.
@@ -65,22 +79,36 @@ class Case:
             return float(self.batch * self.size * self.size)
         if self.op != "orthogonal":
             return float(self.size)
-        if self.library == LIMIT:
+        if is_limit(self.library):
             return 2.0 * GEMM_LIMIT_SIZE**3
         return self.batch * 4.0 / 3.0 * float(self.size) ** 3
 
     def build(self) -> Callable[[], object] | None:
         """The function that produces one result, or None when the library cannot do this case."""
-        if self.library == LIMIT:
+        if is_limit(self.library):
             if self.op == "orthogonal":
-                return gemm_limit(self.dtype, self.device)
-            return fill_limit(int(self.work), self.dtype, self.device)
+                return gemm_limit(self.library, self.dtype, self.device)
+            return fill_limit(int(self.work), self.dtype, self.device, fresh=self.library == FRESH_LIMIT)
         return PEERS[self.library].build(self)
+
+
+def is_limit(library: str) -> bool:
+    """Whether ``library`` names one of the machine's ceilings rather than a library."""
+    return library == LIMIT or library.startswith(LIMIT + "-")
+
+
+def _limits(op: str, device: str) -> tuple[str, ...]:
+    if op == "orthogonal":
+        if device == "cuda":
+            return (LIMIT,)
+        return tuple(name for name, module in GEMM_LIMITS.items()
+                     if module is None or importlib.util.find_spec(module) is not None)
+    return (LIMIT, FRESH_LIMIT) if op in SAMPLING else (LIMIT,)
 
 
 def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu",
           orthogonal_shapes=ORTHOGONAL_SHAPES, keras_backends=(), keras_stack=(KERAS_LAYERS, KERAS_UNITS)) -> list[Case]:
-    """Every (op, size, library) case, with the limit case of each (op, size) first. The keras_model
+    """Every (op, size, library) case, with the limit cases of each (op, size) first. The keras_model
     op has two libraries, Keras's own initializers and warpinit's, per initializer and backend; the
     torch_init and jax_init ops compare warpinit's face with the framework's own, per function, on
     ``keras_stack``'s units (and its layers for a whole module)."""
@@ -104,14 +132,15 @@ def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS),
             continue
         shapes = orthogonal_shapes if op == "orthogonal" else [(1, size) for size in sizes]
         for batch, size in shapes:
-            result.append(Case(op, size, dtype, LIMIT, device, batch))
+            result.extend(Case(op, size, dtype, limit, device, batch) for limit in _limits(op, device))
             result.extend(Case(op, size, dtype, library, device, batch) for library in libraries
                           if device == "cuda" or library not in GPU_ONLY)
     return result
 
 
-def gemm_limit(dtype: str, device: str):
-    """A square GEMM of GEMM_LIMIT_SIZE in ``dtype`` (float32 for 16-bit): the flop-rate ceiling."""
+def gemm_limit(library: str, dtype: str, device: str):
+    """A square GEMM of GEMM_LIMIT_SIZE in ``dtype`` (float32 for 16-bit) by the BLAS of ``library``
+    (a GEMM_LIMITS name): the flop-rate ceiling."""
     kind = np.float64 if dtype == "float64" else np.float32
     n = GEMM_LIMIT_SIZE
     if device == "cuda":
@@ -126,43 +155,80 @@ def gemm_limit(dtype: str, device: str):
 
         return run
     a = np.random.default_rng(0).standard_normal((n, n)).astype(kind)
-    out = np.empty_like(a)
-    return lambda: np.matmul(a, a, out=out)
+    module = GEMM_LIMITS[library]
+    if module is None:
+        out = np.empty_like(a)
+        return lambda: np.matmul(a, a, out=out)
+    if module == "scipy":
+        from scipy.linalg import blas
+
+        gemm = blas.dgemm if kind == np.float64 else blas.sgemm
+        at, out = np.asfortranarray(a), np.asfortranarray(np.empty_like(a))
+        return lambda: gemm(1.0, at, at, beta=0.0, c=out, overwrite_c=True)
+    if module == "torch":
+        import torch
+
+        ta = torch.from_numpy(a)
+        tout = torch.empty_like(ta)
+        return lambda: torch.mm(ta, ta, out=tout)
+    if module == "jax":
+        import jax
+
+        if kind == np.float64 and not jax.config.jax_enable_x64:
+            return None
+        ja = jax.device_put(a)
+        product = jax.jit(lambda x: x @ x)
+        return lambda: product(ja).block_until_ready()
+    import tensorflow as tf
+
+    ta = tf.constant(a)
+    return lambda: tf.linalg.matmul(ta, ta).numpy()
 
 
-def fill_limit(size: int, dtype: str, device: str):
-    """A parallel fill of a preallocated array: the write bandwidth ceiling of a sampler."""
+def fill_limit(size: int, dtype: str, device: str, fresh: bool = False):
+    """A parallel fill of an array: the write-bandwidth ceiling of a sampler. ``fresh``: into an
+    array allocated by each call (NumPy's allocator, as warpinit's allocating calls), else into one
+    preallocated array."""
     import ml_dtypes
 
     kind = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
     if device == "cuda":
         import cupy
 
-        out = cupy.empty(size, dtype=kind)
+        preallocated = None if fresh else cupy.empty(size, dtype=kind)
 
         def run():
+            out = cupy.empty(size, dtype=kind) if fresh else preallocated
             out.fill(1)
             cupy.cuda.get_current_stream().synchronize()
+            return out
 
         return run
-    storage = np.empty(size, dtype=kind).view({2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(kind).itemsize])
+    storage = {2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(kind).itemsize]
     fill = _parallel_fill()
-    one = storage.dtype.type(1)
-    return lambda: fill(storage, one)
+    one = storage(1)
+    if fresh:
+        return lambda: fill(np.empty(size, dtype=storage), one)
+    preallocated = np.empty(size, dtype=storage)
+    return lambda: fill(preallocated, one)
 
 
 _FILL = None
 
 
 def _parallel_fill():
+    """The fill compiled as warpinit's kernels are (the CPU's widest vectors)."""
     global _FILL
     if _FILL is None:
         import numba
 
-        @numba.njit(parallel=True, cache=True)
+        from warpinit.kernels._jit import cpu_jit
+
+        @cpu_jit(parallel=True, cache=True)
         def fill(out, value):
             for i in numba.prange(out.size):
                 out[i] = value
+            return out
 
         _FILL = fill
     return _FILL

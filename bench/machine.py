@@ -82,8 +82,18 @@ def versions() -> dict[str, str]:
     return found
 
 
+# Environment variables that change the libraries' code paths or threads (OPENBLAS_CORETYPE, for one,
+# fixes OpenBLAS's kernels whatever the CPU).
+ENVIRONMENT_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "NUMBA_", "XLA_", "TF_NUM_", "TF_ENABLE_")
+
+
+def environment() -> dict[str, str]:
+    """The settings of the environment that a figure depends on (``ENVIRONMENT_PREFIXES``)."""
+    return {name: value for name, value in sorted(os.environ.items()) if name.startswith(ENVIRONMENT_PREFIXES)}
+
+
 def facts() -> dict:
-    """Everything above, with the date (UTC) and the platform, as one JSON-ready dict."""
+    """Everything above, with the date (UTC), the platform and ``environment()``, as one JSON-ready dict."""
     memory = memory_bytes()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -94,6 +104,7 @@ def facts() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": versions(),
+        "environment": environment(),
     }
 
 

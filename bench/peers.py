@@ -19,6 +19,8 @@ import numpy as np
 SAMPLING = ("truncated_normal", "normal", "uniform")
 OPS = SAMPLING + ("orthogonal", "keras_model", "torch_init", "jax_init")
 ARRAY_OPS = SAMPLING + ("orthogonal",)
+# warpinit's own rows: its allocating calls, and its samplers into a preallocated out=.
+OURS = ("warpinit", "warpinit-out")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def _synchronised(function, device):
 
 
 def _warpinit(case):
+    """What a user calls: the result is allocated by the call."""
     if case.op == "torch_init":
         return _torch_init(case, warpinit=True)
     if case.op == "jax_init":
@@ -84,13 +87,22 @@ def _warpinit(case):
     size, dtype, device = case.size, case.dtype, case.device
     if case.op == "orthogonal":
         batch = case.batch if case.batch > 1 else None
-        out = _empty(((case.batch,) if batch else ()) + (size, size), dtype, device)
-        return _synchronised(
-            lambda: wi.orthogonal((size, size), batch=batch, dtype=dtype, seed=1, device=device, out=out), device
-        )
+        return _synchronised(lambda: wi.orthogonal((size, size), batch=batch, dtype=dtype, seed=1, device=device),
+                             device)
     sampler = getattr(wi, case.op)
-    out = _empty((size,), dtype, device)
-    return _synchronised(lambda: sampler((size,), dtype=dtype, seed=1, device=device, out=out), device)
+    return _synchronised(lambda: sampler((size,), dtype=dtype, seed=1, device=device), device)
+
+
+def _warpinit_out(case):
+    """The samplers filling a preallocated ``out=``: the same work without the fresh pages."""
+    if case.op not in SAMPLING:
+        return None
+    import warpinit as wi
+
+    sampler = getattr(wi, case.op)
+    out = _empty((case.size,), case.dtype, case.device)
+    return _synchronised(lambda: sampler((case.size,), dtype=case.dtype, seed=1, device=case.device, out=out),
+                         case.device)
 
 
 def _numpy(case):
@@ -311,6 +323,7 @@ def _jax_init(case, warpinit: bool):
 
 PEERS = {
     "warpinit": Peer("warpinit", "warpinit", "pip install warpinit", _warpinit),
+    "warpinit-out": Peer("warpinit-out", "warpinit", "pip install warpinit", _warpinit_out),
     "numpy": Peer("numpy", "numpy", "pip install numpy", _numpy),
     "tf": Peer("tf", "tensorflow", "pip install 'warpinit[bench]' (tensorflow-cpu)", _tensorflow),
     "keras": Peer("keras", "keras", "pip install 'warpinit[bench]' (keras, tensorflow-cpu)", _keras),

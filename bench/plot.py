@@ -1,8 +1,8 @@
 """The PNG ``warpinit bench`` writes next to its JSON: throughput against size, per library.
 
 One panel per op: for the samplers, values/s against the number of values (log-log), one line per
-library and the memory-write limit measured in the same run as a dashed line; for orthogonal,
-GFLOP/s per stack shape with the GEMM limit; for keras_model, the time to build and initialize the
+library and the memory-write limits measured in the same run (into preallocated and into fresh
+memory) as black lines; for orthogonal, GFLOP/s per stack shape with the SGEMM limit of each BLAS; for keras_model, the time to build and initialize the
 model per initializer and backend, Keras's own against warpinit's; for torch_init and jax_init, the
 time of each function, the framework's own against warpinit's face. Needs matplotlib (the bench
 extra); it is imported only here, with the non-interactive Agg backend.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cases import LIMIT
+from .cases import FRESH_LIMIT, is_limit
 
 INSTALL = "pip install 'warpinit[bench]' (matplotlib)"
 # One colour per library in every panel.
@@ -54,7 +54,7 @@ def write(rows: list[dict], path: Path, title: str) -> Path:
     for axis, op in zip(axes.flat, ops):
         selected = [row for row in rows if row["op"] == op]
         if op in _VARIANT_TITLES:
-            _variants_panel(axis, [row for row in selected if row["library"] != LIMIT], _VARIANT_TITLES[op])
+            _variants_panel(axis, [row for row in selected if not is_limit(row["library"])], _VARIANT_TITLES[op])
         elif op == "orthogonal":
             _orthogonal_panel(axis, selected)
         else:
@@ -74,8 +74,9 @@ def _sampling_panel(axis, rows: list[dict], op: str) -> None:
     for library in _libraries(rows):
         points = sorted((row["size"], _rate(row) / 1e6) for row in rows if row["library"] == library)
         sizes, rates = zip(*points)
-        if library == LIMIT:
-            axis.plot(sizes, rates, "kx--", label="limit (memory write)")
+        if is_limit(library):
+            fresh = library == FRESH_LIMIT
+            axis.plot(sizes, rates, "k+:" if fresh else "kx--", label="limit (fresh memory)" if fresh else "limit (memory write)")
         else:
             axis.plot(sizes, rates, "o-", label=library, color=_COLOURS.get(library),
                       linewidth=2.5 if library == "warpinit" else 1.2)
@@ -90,8 +91,8 @@ def _orthogonal_panel(axis, rows: list[dict]) -> None:
     for library in _libraries(rows):
         rates = {(row["batch"], row["size"]): _rate(row) / 1e9 for row in rows if row["library"] == library}
         values = [rates.get(shape, float("nan")) for shape in shapes]
-        if library == LIMIT:
-            axis.plot(positions, values, "kx--", label="limit (GEMM)")
+        if is_limit(library):
+            axis.plot(positions, values, "x--", color="0.3", label=f"{library} (GEMM)", linewidth=0.8)
         else:
             axis.plot(positions, values, "o-", label=library, color=_COLOURS.get(library),
                       linewidth=2.5 if library == "warpinit" else 1.2)

@@ -2,9 +2,10 @@
 
     python -m warpinit.bench.report bench-results/results.json > table.md
 
-One table per op: a row per (size or variant, library) with the median time, the rate (Mvalues/s;
-GFLOP/s for orthogonal), the percentage of the limit measured in the same run and warpinit's speed-up
-over the peer (the peer's median over warpinit's).
+One table per op: a row per (size or variant, library) with the median time (limits: their best), the
+spread, the rate (Mvalues/s; GFLOP/s for orthogonal), the percentages of the limits measured in the
+same run and warpinit's speed-up over the peer (``runner.compare``); a figure the spread makes
+meaningless is marked.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cases import LIMIT
+from .cases import is_limit
+from .runner import NOISY_MARK, NOISY_SPREAD, compare, mark, spread_of
 
 
 def _label(row: dict) -> str:
@@ -37,26 +39,33 @@ def markdown(report: dict) -> str:
 
     rows = report["results"]
     lines = [f"{report['machine']['date'][:10]}, {describe(report['machine'])}; device {report['device']}, "
-             f"{report['dtype']}, {report['threads']} threads, median of {report['repeats']}."]
+             f"{report['dtype']}, {report['threads']} threads, median of {report['repeats']} (limits: best)."]
+    figures = compare(rows)
+    flagged = False
     for op in dict.fromkeys(row["op"] for row in rows):
         unit = "GFLOP/s" if op == "orthogonal" else "Mvalues/s"
         scale = 1e9 if op == "orthogonal" else 1e6
-        lines += ["", f"### {op}", "", f"| case | library | median | {unit} | % limit | warpinit × |", "|---|---|---|---|---|---|"]
-        groups: dict[str, list[dict]] = {}
-        for row in (r for r in rows if r["op"] == op):
-            groups.setdefault(_label(row), []).append(row)
-        for label, group in groups.items():
-            measured = [r for r in group if not r["skipped"]]
-            limit = next((r for r in measured if r["library"] == LIMIT), None)
-            ours = next((r for r in measured if r["library"] == "warpinit"), None)
-            for row in measured:
-                rate = row.get("flops_per_second") or row.get("values_per_second")
-                percent = f"{100 * rate / (limit.get('flops_per_second') or limit['values_per_second']):.1f} %" if limit else ""
-                speedup = f"{row['median'] / ours['median']:.2f}" if ours and row["library"] not in ("warpinit", LIMIT) else ""
-                name = f"**{row['library']}**" if row["library"] == "warpinit" else row["library"]
-                lines.append(f"| {label} | {name} | {_time(row['median'])} | {rate / scale:,.1f} | {percent} | {speedup} |")
+        lines += ["", f"### {op}", "", f"| case | library | median | spread | {unit} | % limit | % fresh | warpinit × |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row, figure in figures:
+            if row["op"] != op or row["skipped"]:
+                continue
+            rate = row.get("flops_per_second") or row.get("values_per_second")
+            cells = []
+            for value, noisy, form in ((figure["percent"], figure["noisy_percent"], "{:.1f} %"),
+                                       (figure["percent_fresh"], figure["noisy_percent_fresh"], "{:.1f} %"),
+                                       (figure["speedup"], figure["noisy_speedup"], "{:.2f}")):
+                cells.append("" if value is None else form.format(value) + mark(noisy))
+                flagged |= noisy
+            name = f"**{row['library']}**" if row["library"] == "warpinit" else row["library"]
+            seconds = row.get("best", row["median"]) if is_limit(row["library"]) else row["median"]
+            lines.append(f"| {_label(row)} | {name} | {_time(seconds)} | {100 * spread_of(row):.0f} % | {rate / scale:,.1f} | "
+                         + " | ".join(cells) + " |")
         if op == "keras_model":
             lines += _keras_summary([r for r in rows if r["op"] == op and not r["skipped"]])
+    if flagged:
+        lines += ["", f"{NOISY_MARK} a case spread more than {100 * NOISY_SPREAD:.0f} % (or exceeds its limit): the ratio "
+                  "does not measure the code."]
     return "\n".join(lines) + "\n"
 
 

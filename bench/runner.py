@@ -1,10 +1,17 @@
 """``warpinit bench``: time warpinit and its peers side by side and print the comparison.
 
 Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
-times; the median is reported with the spread (min-max) in percent. Speed-ups are warpinit's median
-against each peer's, for the same op, size and dtype in the same run; "% limit" is a case's rate as a
-fraction of the limit case measured in that run (memory-write bandwidth for sampling, GEMM flop rate
-for orthogonal).
+times; the median is reported with the spread ((max - min) / median) in percent. A limit case (the
+machine's ceiling, ``cases.is_limit``) runs at least ``cases.LIMIT_REPEATS`` times and is reported by
+its best time: the ceiling is what the machine can do, not a typical run of a busy machine.
+
+``compare`` derives the figures of a run, for the same op, size and dtype: the speed-up over each peer
+(the peer's median over the median of warpinit's allocating call), "% limit" (a case's rate against the
+fastest limit: the preallocated fill for sampling, the fastest SGEMM for orthogonal) and "% fresh"
+(against the fill into fresh memory, for the samplers). A limit measured for several ops (the fill of
+1e7 values for each sampler, the SGEMM for each orthogonal stack) counts by its best in the run. A figure whose cases spread more than
+``NOISY_SPREAD`` (or a share of a limit above 100 %) is flagged: the machine was too busy for that
+ratio to measure the code.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from .cases import LIMIT, Case
+from .cases import FRESH_LIMIT, LIMIT_REPEATS, Case, is_limit
+
+# The spread beyond which a ratio is flagged as meaningless (see the module docstring).
+NOISY_SPREAD = 0.25
+NOISY_MARK = "?"
 
 
 @dataclass
@@ -29,8 +40,9 @@ class Result:
 
     @property
     def rate(self) -> float:
-        """Work per second: values for the samplers, flops for orthogonal."""
-        return self.case.work / self.median
+        """Work per second (values for the samplers, flops for orthogonal): of the median time, or of
+        the best time for a limit."""
+        return self.case.work / (min(self.times) if is_limit(self.case.library) else self.median)
 
     @property
     def spread(self) -> float:
@@ -41,7 +53,7 @@ class Result:
         row.update(times=self.times, skipped=self.skipped)
         if not self.skipped:
             unit = "flops_per_second" if self.case.op == "orthogonal" else "values_per_second"
-            row.update(median=self.median, **{unit: self.rate})
+            row.update(median=self.median, best=min(self.times), spread=self.spread, **{unit: self.rate})
         return row
 
 
@@ -78,7 +90,7 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
 
     if case.op == "keras_model":
         return _measure_keras_model(case, repeats)
-    if case.library != LIMIT and not PEERS[case.library].available():
+    if not is_limit(case.library) and not PEERS[case.library].available():
         return Result(case, [], skipped=f"not installed ({PEERS[case.library].install})")
     try:
         function = case.build()
@@ -89,7 +101,7 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     function()
     time.sleep(settle)
     times = []
-    for _ in range(repeats):
+    for _ in range(max(repeats, LIMIT_REPEATS) if is_limit(case.library) else repeats):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
@@ -106,36 +118,109 @@ def run(case_list: list[Case], repeats: int, progress=None, settle: float = SETT
     return results
 
 
+def _rate(row: dict) -> float:
+    return row.get("flops_per_second") or row.get("values_per_second")
+
+
+def spread_of(row: dict) -> float:
+    """(max - min) / median of a row's times."""
+    times = row["times"]
+    return row.get("spread", (max(times) - min(times)) / statistics.median(times))
+
+
+def compare(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """The figures of a run's rows (``Result.as_dict()`` items, skipped ones included), in order: for
+    each row a dict with "percent" (of the fastest limit), "percent_fresh" (of the fill into fresh
+    memory), "speedup" (warpinit's over this peer), each None where it does not apply, and their
+    flags "noisy_percent", "noisy_percent_fresh", "noisy_speedup"."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["op"], row["size"], row["batch"], row["dtype"], row.get("variant", "")), []).append(row)
+    # A limit measures the machine, not the op: the same fill (or SGEMM) measured for several ops of
+    # the run counts by its best, which a busy spell during one op's measurement cannot lower.
+    best: dict[tuple, dict] = {}
+    for row in rows:
+        if is_limit(row["library"]) and not row["skipped"]:
+            key = _limit_key(row)
+            if key not in best or _rate(row) > _rate(best[key]):
+                best[key] = row
+    figures = {}
+    for group in groups.values():
+        measured = [row for row in group if not row["skipped"]]
+        # The ceiling is the fastest limit of the group (on a busy machine the fill into fresh memory can
+        # happen to beat the preallocated one).
+        limits = [best[_limit_key(row)] for row in measured if is_limit(row["library"])]
+        limit = max(limits, key=_rate, default=None)
+        fresh = next((best[_limit_key(row)] for row in measured if row["library"] == FRESH_LIMIT), None)
+        ours = next((row for row in measured if row["library"] == "warpinit"), None)
+        for row in measured:
+            figure = {"percent": None, "percent_fresh": None, "speedup": None, "noisy_percent": False,
+                      "noisy_percent_fresh": False, "noisy_speedup": False}
+            noisy = not is_limit(row["library"]) and spread_of(row) > NOISY_SPREAD
+            if limit:
+                figure["percent"] = 100 * _rate(row) / _rate(limit)
+                figure["noisy_percent"] = noisy or figure["percent"] > 100.05
+            if fresh:
+                figure["percent_fresh"] = 100 * _rate(row) / _rate(fresh)
+                figure["noisy_percent_fresh"] = noisy
+            if ours and not is_limit(row["library"]) and row["library"] not in ("warpinit", "warpinit-out"):
+                figure["speedup"] = row["median"] / ours["median"]
+                figure["noisy_speedup"] = noisy or spread_of(ours) > NOISY_SPREAD
+            figures[id(row)] = figure
+    return [(row, figures.get(id(row), {})) for row in rows]
+
+
+def _limit_key(row: dict) -> tuple:
+    """What a limit row measured: the same key for the same fill or GEMM, whatever op it served."""
+    size = "gemm" if row["op"] == "orthogonal" else row["size"]
+    return row["library"], row["dtype"], row["device"], size
+
+
+def mark(noisy: bool) -> str:
+    return NOISY_MARK if noisy else ""
+
+
+def label(row: dict) -> tuple[str, str]:
+    """(op, case) as the table names them: sizes for the samplers, stacks for the others."""
+    op, size, batch, variant = row["op"], row["size"], row["batch"], row.get("variant", "")
+    if op == "keras_model":
+        return f"keras:{variant}", f"{batch}x{size}"
+    if variant:
+        return f"{op}:{variant}", f"{batch}x{size}^2"
+    if op == "orthogonal":
+        return op, f"{batch}x{size}^2"
+    return op, f"{size:.0e}"
+
+
 def table(results: list[Result]) -> str:
     """The comparison table: one row per case, grouped by (op, size, batch, dtype). Rates are
-    Mvalues/s for the samplers and GFLOP/s for orthogonal."""
-    lines = [f"{'op':<30} {'size':>11} {'dtype':<8} {'library':<9} {'median':>10} {'spread':>7} "
-             f"{'rate':>10} {'% limit':>8} {'warpinit x':>11}"]
-    groups: dict[tuple, list[Result]] = {}
-    for result in results:
-        case = result.case
-        groups.setdefault((case.op, case.size, case.batch, case.dtype, case.variant), []).append(result)
-    for (op, size, batch, dtype, variant), group in groups.items():
-        limit = next((r for r in group if r.case.library == LIMIT and not r.skipped), None)
-        ours = next((r for r in group if r.case.library == "warpinit" and not r.skipped), None)
-        scale, label = (1e9, f"{batch}x{size}^2") if op == "orthogonal" else (1e6, f"{size:.0e}")
-        if op == "keras_model":
-            op, label = f"keras:{variant}", f"{batch}x{size}"
-        elif variant:
-            op, label = f"{op}:{variant}", f"{batch}x{size}^2"
-        for r in group:
-            if r.skipped == UNSUPPORTED:  # a peer without this op: kept in the JSON, not in the table
-                continue
-            head = f"{op:<30} {label:>11} {dtype:<8} {r.case.library:<9}"
-            if r.skipped:
-                lines.append(f"{head} skipped: {r.skipped}")
-                continue
-            percent = f"{100 * r.rate / limit.rate:7.1f}%" if limit else "       -"
-            if ours and r.case.library not in ("warpinit", LIMIT):
-                speedup = f"{r.median / ours.median:10.2f}x"
-            else:
-                speedup = "          -"
-            lines.append(f"{head} {r.median * 1e3:8.2f}ms {100 * r.spread:6.1f}% {r.rate / scale:10.1f} {percent} {speedup}")
+    Mvalues/s for the samplers and GFLOP/s for orthogonal (limits: of their best time)."""
+    lines = [f"{'op':<30} {'size':>11} {'dtype':<8} {'library':<12} {'median':>10} {'spread':>7} "
+             f"{'rate':>10} {'% limit':>8} {'% fresh':>8} {'warpinit x':>11}"]
+    rows = [result.as_dict() for result in results]
+    flagged = False
+    for row, figure in compare(rows):
+        if row["skipped"] == UNSUPPORTED:  # a peer without this op: kept in the JSON, not in the table
+            continue
+        op, case = label(row)
+        head = f"{op:<30} {case:>11} {row['dtype']:<8} {row['library']:<12}"
+        if row["skipped"]:
+            lines.append(f"{head} skipped: {row['skipped']}")
+            continue
+        scale = 1e9 if row["op"] == "orthogonal" else 1e6
+        cells = []
+        for value, noisy, unit in ((figure["percent"], figure["noisy_percent"], "%"),
+                                   (figure["percent_fresh"], figure["noisy_percent_fresh"], "%"),
+                                   (figure["speedup"], figure["noisy_speedup"], "x")):
+            text = "-" if value is None else f"{value:.1f}{unit}" if unit == "%" else f"{value:.2f}{unit}"
+            cells.append(text + mark(noisy))
+            flagged |= noisy
+        seconds = row["best"] if is_limit(row["library"]) else row["median"]
+        lines.append(f"{head} {seconds * 1e3:8.2f}ms {100 * spread_of(row):6.1f}% {_rate(row) / scale:10.1f} "
+                     f"{cells[0]:>8} {cells[1]:>8} {cells[2]:>11}")
+    if flagged:
+        lines.append(f"{NOISY_MARK}: a case spread more than {100 * NOISY_SPREAD:.0f} % (or exceeds its limit): the "
+                     "machine was too busy for this ratio to mean anything; run again on a quiet machine.")
     return "\n".join(lines)
 
 

@@ -73,7 +73,7 @@ def _seconds(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     from warpinit.bench.cases import DEFAULT_SIZES, QUICK_SIZES
     from warpinit.bench.runner import SETTLE_SECONDS
-    from warpinit.bench.peers import OPS, PEERS, SAMPLING
+    from warpinit.bench.peers import OPS, OURS, PEERS, SAMPLING
 
     top = argparse.ArgumentParser(prog="warpinit", description="Fast, reproducible weight initialisation.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -98,8 +98,8 @@ def parser() -> argparse.ArgumentParser:
                        help="LAYERSxUNITS of the model ops: keras_model's Dense stack, torch_init's Linear stack "
                        "and the UNITSxUNITS matrix of torch_init and jax_init (default: 16x2048, quick: 4x512)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
-    bench.add_argument("--peers", type=_choices(tuple(p for p in PEERS if p != "warpinit")),
-                       default=tuple(p for p in PEERS if p != "warpinit"), help="comma-separated peers to compare with")
+    others = tuple(p for p in PEERS if p not in OURS)
+    bench.add_argument("--peers", type=_choices(others), default=others, help="comma-separated peers to compare with")
     bench.add_argument("--quick", action="store_true",
                        help=f"small sizes ({','.join(f'{s:.0e}' for s in QUICK_SIZES)}) and 3 repeats")
     bench.add_argument("--repeats", type=_positive, default=None, help="timed repeats per case (default: 5, quick: 3)")
@@ -138,7 +138,7 @@ def _bench(args, argv: list[str]) -> int:
         return 1
     sizes = args.sizes or (cases.QUICK_SIZES if args.quick else cases.DEFAULT_SIZES)
     repeats = args.repeats or (3 if args.quick else 5)
-    libraries = ("warpinit",) + tuple(args.peers)
+    libraries = peers.OURS + tuple(args.peers)
     shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
     stack = args.stack or ((cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick
                                  else (cases.KERAS_LAYERS, cases.KERAS_UNITS))

@@ -16,18 +16,44 @@ Python on NumPy scalars, so the shared code casts every integer constant and kee
 NumPy scalars: NumPy's promotion rules and Numba's typing then agree, and simulator results match the
 compiled CPU kernels.
 
+Every CPU function of warpinit is compiled through ``cpu_jit``: Numba's nopython pipeline with the
+NumPy error model, and with each function marked ``"prefer-vector-width"="512"`` for LLVM. LLVM's
+tunings for Intel server CPUs (Skylake-X to Granite Rapids, Ice Lake) prefer 256-bit vectors even
+where AVX-512 is present, and so leave the kernels on ymm registers; the attribute lifts that
+preference for warpinit's functions alone. Where the CPU has AVX-512, warpinit's functions are also
+vectorised with LLVM's ``-vectorizer-maximize-bandwidth``: a sampler loop mixes Philox's words, held
+in 64-bit lanes, with 32-bit (or 16-bit) outputs, and LLVM otherwise sizes its vectors by the widest
+type, leaving the float math on half-width registers. The option is global to LLVM, so it is set
+only while Numba compiles a warpinit function (under Numba's compiler lock) and reset afterwards; on
+AVX2-only CPUs it is left alone (it did not help there). None of this changes an instruction set
+(the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
+the kernels contract no multiply-adds unless they say so, and lane width does not change an
+elementwise result. Other Numba code in the process compiles as it would without warpinit: the
+mark is added by a target context of warpinit's own, used only by ``cpu_jit``'s pipeline.
+
 Nothing here imports ``numba.cuda`` until a CUDA twin is asked for: ``import warpinit`` stays light and
 compiles nothing. Simulator awareness lives in this module only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
+import inspect
 import os
+import pickle
+import sys
 import types
 
+import llvmlite.binding
+import llvmlite.ir
 import numba
+from numba.core import caching, compiler
 
 __all__ = [
+    "DiskCache",
+    "cpu_jit",
     "shared",
     "shared_intrinsic",
     "specialize",
@@ -38,9 +64,238 @@ __all__ = [
     "cuda_module",
 ]
 
+# The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
+WIDE_VECTORS = '"prefer-vector-width"="512"'
+# What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
+CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512")
+
+
+class _Attributes(llvmlite.ir.FunctionAttributes):
+    _known = llvmlite.ir.FunctionAttributes._known | {WIDE_VECTORS}
+
+
+_WIDE_CONTEXTS: dict[type, type] = {}
+
+
+def _mark_wide(module) -> None:
+    for function in module.functions:
+        if function.blocks:  # a definition, not a declaration
+            attributes = _Attributes(function.attributes)
+            attributes.alignstack = function.attributes.alignstack
+            attributes.personality = function.attributes.personality
+            attributes.add(WIDE_VECTORS)
+            function.attributes = attributes
+
+
+def _wide_context(context):
+    """A copy of Numba's CPU target context whose lowered modules are marked for wide vectors (on x86;
+    elsewhere the context itself). Parallel loops are lowered through the same context, so the
+    functions Numba outlines from a ``prange`` are marked too."""
+    if not llvmlite.binding.get_process_triple().startswith(("x86_64", "i686", "i386")):
+        return context
+    base = type(context)
+    if base not in _WIDE_CONTEXTS:
+        def post_lowering(self, module, library):
+            base.post_lowering(self, module, library)
+            _mark_wide(module)
+
+        _WIDE_CONTEXTS[base] = type("Wide" + base.__name__, (base,), {"post_lowering": post_lowering})
+    wide = copy.copy(context)  # as Numba makes its per-compilation subtargets
+    wide.__class__ = _WIDE_CONTEXTS[base]
+    return wide
+
+
+_BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions it calls) open it once
+
+
+@contextlib.contextmanager
+def _maximized_bandwidth(codegen):
+    """LLVM's vectoriser sizes loops by their narrowest type while this is open, if ``codegen``
+    targets AVX-512 (see the module docstring). Numba holds its compiler lock throughout."""
+    if "+avx512f" not in codegen.magic_tuple()[2].split(","):
+        yield
+        return
+    if _BANDWIDTH_DEPTH[0] == 0:
+        llvmlite.binding.set_option("", "-vectorizer-maximize-bandwidth=true")
+    _BANDWIDTH_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _BANDWIDTH_DEPTH[0] -= 1
+        if _BANDWIDTH_DEPTH[0] == 0:
+            llvmlite.binding.set_option("", "-vectorizer-maximize-bandwidth=false")
+
+
+class _Compiler(compiler.Compiler):
+    """Numba's default pipeline, lowering through ``_wide_context``, vectorising under
+    ``_maximized_bandwidth``."""
+
+    def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
+        super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
+        self.state.targetctx = _wide_context(self.state.targetctx)
+
+    def compile_extra(self, func):
+        with _maximized_bandwidth(self.state.targetctx.codegen()):
+            return super().compile_extra(func)
+
+    def compile_ir(self, func_ir, lifted=(), lifted_from=None):
+        with _maximized_bandwidth(self.state.targetctx.codegen()):
+            return super().compile_ir(func_ir, lifted, lifted_from)
+
+
 # Options of every compiled CPU function: the NumPy error model keeps float division branch-free
 # (no ZeroDivisionError checks), which the vectoriser needs.
-CPU_OPTIONS = {"error_model": "numpy", "nogil": True}
+CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
+
+
+def cpu_jit(cache: bool = False, **options):
+    """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
+    ``parallel=True``, ``forceinline=True``, ``fastmath={"contract"}``).
+
+    Args:
+        cache: keep the compiled code on disk (``DiskCache``), as Numba's ``cache=True`` does, but
+            usable on a read-only install and safe against damaged cache files.
+    """
+
+    def compile_(py_func):
+        dispatcher = numba.njit(**CPU_OPTIONS, **options)(py_func)
+        if cache:
+            dispatcher._cache = DiskCache(py_func)  # where Numba's enable_caching() puts its own
+        return dispatcher
+
+    return compile_
+
+
+# The on-disk cache ----------------------------------------------------------------------------------
+
+_DIGEST_BYTES = hashlib.sha256().digest_size
+
+
+class _CacheFile(caching.IndexDataCacheFile):
+    """Numba's index (.nbi) and data (.nbc) files of one function in one directory, read
+    defensively: an index that cannot be read is empty, and a data file holds the SHA-256 of its
+    contents and the index key it was saved under, so that only intact object code, saved for this
+    very key, ever reaches LLVM (damaged object code can crash the process when it is loaded)."""
+
+    def save(self, key, data):
+        super().save(key, (key, data))
+
+    def load(self, key):
+        name = self._load_index().get(key)
+        if name is None:
+            return None
+        try:
+            with open(self._data_path(name), "rb") as file:
+                blob = file.read()
+        except OSError:
+            return None
+        digest, payload = blob[:_DIGEST_BYTES], blob[_DIGEST_BYTES:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        try:
+            saved_key, data = pickle.loads(payload)
+        except Exception:  # intact but unreadable here (another Python or Numba): a miss
+            return None
+        return data if saved_key == key else None
+
+    def has_index(self) -> bool:
+        return os.path.isfile(self._index_path)
+
+    def _load_index(self):
+        try:
+            overloads = super()._load_index()
+        except Exception:  # truncated or garbage: rewritten at the next save
+            return {}
+        return overloads if isinstance(overloads, dict) else {}
+
+    def _save_data(self, name, data):
+        payload = self._dump(data)
+        with self._open_for_write(self._data_path(name)) as file:
+            file.write(hashlib.sha256(payload).digest() + payload)
+
+
+class DiskCache(caching.Cache):
+    """The on-disk cache of one CPU function of warpinit: Numba's cache files and places, made
+    usable on a read-only install and robust against damaged files.
+
+    The directories are Numba's, in its order: ``NUMBA_CACHE_DIR`` when set, the ``__pycache__``
+    next to the source file, the user-wide cache (``~/.cache/numba``). Compiled code is saved into
+    and loaded from the first of them that is writable, as Numba does; it is also loaded from a
+    read-only one that holds it (a cache prepared when a container image or a root-owned
+    site-packages was built), which Numba would not use.
+    With none writable and none holding the function, it compiles in memory each process. A
+    truncated or garbage index, or a data file that is damaged, stale or for another key, is a miss:
+    the function compiles again and its files are rewritten where that is possible. The key is
+    Numba's (signature, CPU name and features, bytecode) plus ``CODEGEN_MARK``.
+    """
+
+    def __init__(self, py_func):  # Cache.__init__ would insist on a writable directory
+        self._name = repr(py_func)
+        self._py_func = py_func
+        self._enabled = True
+        self._target = self._target_locator = None
+        self._sources: list[_CacheFile] = []
+        source = inspect.getfile(py_func)
+        if not os.path.isfile(source):
+            return
+        locators = [caching.UserProvidedCacheLocator] if numba.config.CACHE_DIR else []
+        locators = [cls(py_func, source) for cls in locators + [caching.InTreeCacheLocator,
+                                                               caching.UserWideCacheLocator]]
+        stamp = locators[0].get_source_stamp()
+        name = f"{os.path.splitext(os.path.basename(source))[0]}.{py_func.__qualname__}".replace("<", "").replace(">", "")
+        base = f"{name}-{py_func.__code__.co_firstlineno}.py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+        for locator in locators:
+            file = _CacheFile(locator.get_cache_path(), base, stamp)
+            if self._target is None and _writable(locator):
+                self._target, self._target_locator = file, locator
+                self._sources.append(file)
+            elif file.has_index() and not _writable(locator):
+                self._sources.append(file)
+
+    @property
+    def cache_path(self):
+        return self._target_locator.get_cache_path() if self._target_locator else None
+
+    def flush(self):
+        if self._target is not None:
+            self._target.flush()
+
+    def load_overload(self, sig, target_context):
+        if not self._enabled or not self._sources:
+            return None
+        target_context.refresh()
+        key = self._index_key(sig, target_context.codegen())
+        for file in self._sources:
+            data = file.load(key)
+            if data is None:
+                continue
+            try:
+                return compiler.CompileResult._rebuild(target_context, *data)
+            except Exception:  # intact but unusable here: a miss
+                continue
+        return None
+
+    def save_overload(self, sig, cres):
+        if not self._enabled or self._target is None:
+            return
+        if any(not lifted.can_cache for lifted in cres.lifted) or cres.library.has_dynamic_globals:
+            return
+        try:
+            self._target_locator.ensure_cache_path()
+            self._target.save(self._index_key(sig, cres.codegen), cres._reduce())
+        except OSError:  # the directory went away or became read-only: compiled in memory only
+            pass
+
+    def _index_key(self, sig, codegen):
+        return super()._index_key(sig, codegen) + CODEGEN_MARK
+
+
+def _writable(locator) -> bool:
+    try:
+        locator.ensure_cache_path()
+    except OSError:
+        return False
+    return True
 
 # id(CPU object) -> (CPU object, kind, payload). kind is "function" (payload: the Python source
 # function) or "intrinsic" (payload: a pure-Python implementation for the simulator).
@@ -57,7 +312,7 @@ def shared(py_func):
     Returns:
         The CPU dispatcher; module code and CPU kernels call it by its name.
     """
-    dispatcher = numba.njit(forceinline=True, **CPU_OPTIONS)(py_func)
+    dispatcher = cpu_jit(forceinline=True)(py_func)
     _SHARED[id(dispatcher)] = (dispatcher, "function", py_func)
     return dispatcher
 

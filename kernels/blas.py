@@ -6,12 +6,21 @@ pass over C) nor work on a view with a row stride without copying it. The Househ
 OpenBLAS that NumPy loaded (found through threadpoolctl), with beta = 1 and the views' leading
 dimensions. Where that library is not found (another BLAS, another platform), ``available()`` is
 False and callers use NumPy.
+
+Which BLAS runs decides Q's rounding, so it is chosen by the installation alone, never by what else
+the process has loaded: NumPy's own OpenBLAS (the one inside NumPy's installation) comes before any
+other OpenBLAS that threadpoolctl lists (SciPy's, say, once SciPy is imported). The other SGEMMs a
+process may hold were measured against it (bench/RESULTS.md): torch's MKL is reachable through its
+Fortran ``sgemm_`` but was slower on the CPUs measured, and MKL's results depend on memory alignment
+unless its conditional numerical reproducibility is set, which torch's build does not export; the
+matrix products of JAX and TensorFlow cannot be called on NumPy memory without their runtimes.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 import numpy as np
 
@@ -35,9 +44,9 @@ def _gemm_function(dtype: np.dtype):
     except ImportError:
         return None
     scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    for info in threadpool_info():
-        if info.get("internal_api") != "openblas":
-            continue
+    libraries = [info for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    libraries.sort(key=lambda info: not _inside_numpy(info["filepath"]))  # stable: NumPy's first
+    for info in libraries:
         try:
             library = ctypes.CDLL(info["filepath"])
         except OSError:
@@ -47,11 +56,26 @@ def _gemm_function(dtype: np.dtype):
             if function is None:
                 continue
             function.restype = None
+            function._library_path = info["filepath"]
             function.argtypes = [integer, integer, integer, integer, integer, integer, scalar,
                                  ctypes.c_void_p, integer, ctypes.c_void_p, integer, scalar,
                                  ctypes.c_void_p, integer]
             return function
     return None
+
+
+def _inside_numpy(path: str) -> bool:
+    """Whether ``path`` lies in NumPy's installation: numpy/ (macOS wheels: numpy/.dylibs) or the
+    numpy.libs/ folder of its Linux wheels."""
+    home = os.path.dirname(os.path.realpath(np.__file__))
+    path = os.path.realpath(path)
+    return any(path.startswith(folder + os.sep) for folder in (home, home + ".libs"))
+
+
+def library_path(dtype=np.float32) -> str | None:
+    """The file of the BLAS that ``gemm`` calls for ``dtype``, or None (not ``available``)."""
+    function = _gemm_function(np.dtype(dtype)) if np.dtype(dtype) in _CANDIDATES else None
+    return None if function is None else function._library_path
 
 
 def available(dtype) -> bool:

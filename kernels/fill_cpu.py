@@ -26,11 +26,10 @@ value out of bounds.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
-from ._jit import CPU_OPTIONS, specialize
+from ._jit import cpu_jit, specialize
 from .philox import philox_group
 from .samplers import (
     KINDS,
@@ -58,8 +57,8 @@ _U1 = np.uint64(1)
 _U2 = np.uint64(2)
 _U3 = np.uint64(3)
 
-_kernel = numba.njit(**CPU_OPTIONS)
-_driver = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)
+_kernel = cpu_jit()
+_driver = cpu_jit(parallel=True, cache=True)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
 emit = pending = candidate = compute_dtype = None

@@ -42,7 +42,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import CPU_OPTIONS, shared, specialize
+from ._jit import cpu_jit, shared, specialize
 from .bits import round_16bit
 from .samplers import METHOD_NORMAL
 
@@ -51,8 +51,8 @@ SMALL_BLOCK = 4  # reflectors applied together by the small-matrix kernel
 # The small-matrix kernel wins while a member fits in L2 and the batch keeps every thread busy.
 SMALL_MAX_ELEMENTS = 512 * 512
 
-_kernel = numba.njit(**CPU_OPTIONS)
-_parallel = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)
+_kernel = cpu_jit()
+_parallel = cpu_jit(parallel=True, cache=True)
 
 
 @shared
@@ -132,7 +132,7 @@ def reflectors_cpu(g, tau):
         _member_reflectors(g[b], tau[b], np.empty(g.shape[2], dtype=g.dtype))
 
 
-@numba.njit(cache=True, **CPU_OPTIONS)
+@cpu_jit(cache=True)
 def larft_cpu(gram, tau, t):
     """``larft_member`` for every member: gram (B, b, b), tau (B, b), t (B, b, b).
 
@@ -144,17 +144,17 @@ def larft_cpu(gram, tau, t):
 
 # The small-matrix loops may contract multiply-adds into FMAs: Q depends on the order of floating
 # operations anyway (see the module docstring), and the FMAs are a quarter of the time.
-_FMA = dict(CPU_OPTIONS, fastmath={"contract"})
+_FMA = {"fastmath": {"contract"}}
 
 
-@numba.njit(forceinline=True, **_FMA)
+@cpu_jit(forceinline=True, **_FMA)
 def _axpy(y, a, x, start, stop):
     """y[start:stop] += a * x[start:stop] (vectorised; unsigned indices skip wraparound checks)."""
     for j in range(np.uint64(start), np.uint64(stop)):
         y[j] += a * x[j]
 
 
-@numba.njit(forceinline=True, **_FMA)
+@cpu_jit(forceinline=True, **_FMA)
 def _accumulate(w, a, x, y, z, start, stop):
     """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
     three rows of Q against four reflectors, each element of x, y, z and w read once."""
@@ -168,7 +168,7 @@ def _accumulate(w, a, x, y, z, start, stop):
         w[3, j] += a[0, 3] * xj + a[1, 3] * yj + a[2, 3] * zj
 
 
-@numba.njit(forceinline=True, **_FMA)
+@cpu_jit(forceinline=True, **_FMA)
 def _subtract(x, y, z, a, w, start, stop):
     """x -= sum_r a[0, r] w[r], y -= sum_r a[1, r] w[r], z -= sum_r a[2, r] w[r] over [start, stop)."""
     for j in range(np.uint64(start), np.uint64(stop)):
@@ -181,7 +181,7 @@ def _subtract(x, y, z, a, w, start, stop):
         z[j] -= a[2, 0] * w0 + a[2, 1] * w1 + a[2, 2] * w2 + a[2, 3] * w3
 
 
-@numba.njit(forceinline=True, **_FMA)
+@cpu_jit(forceinline=True, **_FMA)
 def _block_rows(v, i, j0, b, a):
     """a[s, r] = v[i + s, j0 + r] for the three rows from i and the b reflectors of the block; zero
     for the other reflectors and for rows past the end."""
@@ -192,7 +192,7 @@ def _block_rows(v, i, j0, b, a):
             a[s, r] = v[i + s, j0 + r] if r < b and i + s < n else zero
 
 
-@numba.njit(**_FMA)
+@cpu_jit(**_FMA)
 def _member_small(v, tau, q, w, t, gram, a):
     """Q (n, m) of one member from its reflectors v (n, m) and tau, four reflectors at a time.
 
@@ -286,7 +286,7 @@ def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
         store(out[b], q, gain, transpose, fmt)
 
 
-@numba.njit(forceinline=True, **CPU_OPTIONS)
+@cpu_jit(forceinline=True)
 def _store_native(out, q, gain, transpose, fmt):
     n, m = q.shape
     if transpose:
@@ -299,7 +299,7 @@ def _store_native(out, q, gain, transpose, fmt):
                 out[i, j] = gain * q[i, j]
 
 
-@numba.njit(forceinline=True, **CPU_OPTIONS)
+@cpu_jit(forceinline=True)
 def _store_16bit(out, q, gain, transpose, fmt):
     n, m = q.shape
     for i in range(n):
@@ -322,7 +322,7 @@ def member_gaussians_kernel(double: bool):
     if kind not in _MEMBER_GAUSSIANS:
         from . import fill_cpu
 
-        kernel = numba.njit(cache=True, **CPU_OPTIONS)  # on disk: compiling it takes seconds
+        kernel = cpu_jit(cache=True)  # on disk: compiling it takes seconds
         _MEMBER_GAUSSIANS[kind] = kernel(specialize(_member_gaussians_template, "_" + kind, span=fill_cpu.SPANS[kind]))
     return _MEMBER_GAUSSIANS[kind]
 

@@ -50,3 +50,28 @@ def test_blas_and_array_api_accumulations_agree(dtype):
     np.testing.assert_allclose(q_blas, q_array_api, atol=1e-6 if dtype == np.float32 else 1e-14)
     m = q_blas.astype(np.float64)
     assert np.abs(np.matmul(m.swapaxes(1, 2), m) - np.eye(170)).max() < (2e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_the_gemm_path_uses_numpys_own_blas_whatever_is_loaded_before(tmp_path):
+    """Q's rounding depends on the BLAS: it must not change when another OpenBLAS (SciPy's) is loaded
+    before NumPy's."""
+    import subprocess
+    import sys
+
+    import threadpoolctl
+
+    ours = blas.library_path(np.float32)
+    assert blas._inside_numpy(ours)
+    others = [info["filepath"] for info in threadpoolctl.threadpool_info()
+              if info.get("internal_api") == "openblas" and not blas._inside_numpy(info["filepath"])]
+    if not others:
+        scipy = pytest.importorskip("scipy.linalg")  # noqa: F841  (loads SciPy's OpenBLAS)
+        others = [info["filepath"] for info in threadpoolctl.threadpool_info()
+                  if info.get("internal_api") == "openblas" and not blas._inside_numpy(info["filepath"])]
+    if not others:
+        pytest.skip("no OpenBLAS but NumPy's is installed")
+    code = (f"import ctypes; ctypes.CDLL({others[0]!r}, mode=ctypes.RTLD_GLOBAL)\n"
+            "from warpinit.kernels import blas; print(blas.library_path())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == ours

@@ -1,0 +1,149 @@
+"""Which vectors warpinit's CPU kernels compile to under each CPU tuning, read from their assembly.
+
+    python -m warpinit.bench.vector_width [--cpus sapphirerapids,znver5,...] [--avx2]
+    python -m warpinit.bench.vector_width --avx2-features   # the feature string of an AVX2-only CPU
+
+The second form prints the host's LLVM features with AVX-512 removed, for timing the kernels as an
+AVX2-only CPU runs them: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES="$(...)" warpinit bench``.
+
+Numba fixes the CPU name for a whole process, so each tuning compiles in a subprocess of its own
+(``NUMBA_CPU_NAME=<name>`` and ``NUMBA_CPU_FEATURES`` = the host's features; ``--avx2`` adds a
+run with every AVX-512 feature removed, an AVX2-only CPU) with a fresh cache directory. For each it counts, in the
+assembly, the instructions that use zmm (512-bit) and ymm (256-bit) registers and the 64-bit lane
+multiplies (``vpmuludq``: 32 x 32 -> 64 bits; ``vpmullq``: a full 64-bit product, slow on Intel) of:
+
+* ``span``: the float32 fill span (the uniform, normal and truncated-normal loops with their redraw
+  pass);
+* ``small``: the float32 small-matrix orthogonal driver (Gaussians, reflectors, Q, store);
+* ``plain njit`` and ``cpu_jit``: one elementwise loop compiled by plain ``numba.njit``, as any other
+  Numba code in the process is, and by warpinit's ``cpu_jit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+# The Intel server tunings the kernels must run wide under, AMD's, and LLVM's generic ones.
+CPUS = ("sapphirerapids", "emeraldrapids", "graniterapids", "icelake-server", "skylake-avx512", "znver4",
+        "znver5", "x86-64-v4", "generic", "haswell")
+CHILD_TIMEOUT = 600
+
+
+def _plain_loop(x, y):
+    for i in range(x.size):
+        y[i] = x[i] * np.float32(2.5) + np.float32(1.0)
+
+
+def counts(asm: str) -> dict:
+    """Instructions using zmm / ymm registers and the 64-bit lane multiplies in ``asm``."""
+    lines = [line for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")]
+    return {
+        "zmm": sum("%zmm" in line for line in lines),
+        "ymm": sum("%ymm" in line for line in lines),
+        "vpmuludq": sum(bool(re.match(r"\tvpmuludq\b", line)) for line in lines),
+        "vpmullq": sum(bool(re.match(r"\tvpmullq\b", line)) for line in lines),
+    }
+
+
+def _asm(dispatcher) -> str:
+    return "\n".join(dispatcher.inspect_asm(signature) for signature in dispatcher.signatures)
+
+
+def inspect(parts=("span", "small", "plain")) -> dict:
+    """The counts of each part, compiled in this process (with its tuning). Call it with a fresh
+    NUMBA_CACHE_DIR: a kernel loaded from the cache has no assembly to inspect."""
+    import numba
+    import warpinit as wi
+    from warpinit.kernels import fill_cpu, orthogonal
+    from warpinit.kernels._jit import cpu_jit
+
+    report = {"cpu": numba.config.CPU_NAME or "host"}
+    if "span" in parts:
+        wi.uniform(4096, seed=1)
+        report["span"] = counts(_asm(fill_cpu.SPANS["float32"]))
+    if "small" in parts:
+        wi.orthogonal((64, 64), batch=4, seed=1)
+        report["small"] = counts(_asm(orthogonal._SMALL_DRIVERS["float32"]))
+    if "plain" in parts:
+        x = np.ones(64, np.float32)
+        for name, compile_ in (("plain njit", numba.njit), ("cpu_jit", cpu_jit())):
+            function = compile_(_plain_loop)
+            function(x, np.empty_like(x))
+            report[name] = counts(_asm(function))
+    return report
+
+
+def host_features() -> str:
+    """The host's LLVM feature string (what Numba uses unless told otherwise)."""
+    import llvmlite.binding as ll
+
+    return ll.get_host_cpu_features().flatten()
+
+
+def avx2_features() -> str:
+    """The host's LLVM feature string with every AVX-512 feature turned off (an AVX2-only CPU)."""
+    return ",".join("-" + f[1:] if f.startswith("+avx512") else f for f in host_features().split(","))
+
+
+def run_child(cpu: str | None, features: str | None = None, parts=("span", "small", "plain")) -> dict:
+    """``inspect(parts)`` in a subprocess with NUMBA_CPU_NAME=cpu (None: the host's) and
+    NUMBA_CPU_FEATURES=features (None: the host's)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for name, value in (("NUMBA_CPU_NAME", cpu), ("NUMBA_CPU_FEATURES", features)):
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        code = f"import json; from warpinit.bench.vector_width import inspect; print(json.dumps(inspect({tuple(parts)!r})))"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT)
+    if done.returncode:
+        raise RuntimeError(f"inspecting under {cpu}: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(reports: list[dict]) -> str:
+    parts = ("span", "small", "plain njit", "cpu_jit")
+    lines = ["| tuning | " + " | ".join(f"{p}: zmm / ymm" for p in parts) + " | span: vpmuludq / vpmullq |",
+             "|---|" + "---|" * (len(parts) + 1)]
+    for report in reports:
+        cells = [f"{report[p]['zmm']} / {report[p]['ymm']}" if p in report else "" for p in parts]
+        span = report.get("span", {})
+        lines.append(f"| {report['label']} | " + " | ".join(cells) + f" | {span.get('vpmuludq', '')} / {span.get('vpmullq', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m warpinit.bench.vector_width", description=__doc__.splitlines()[0])
+    parser.add_argument("--cpus", default=",".join(CPUS), help=f"comma-separated LLVM CPU names (default: {','.join(CPUS)})")
+    parser.add_argument("--avx2", action="store_true", help="also compile for haswell with AVX-512 removed")
+    parser.add_argument("--avx2-features", action="store_true", help="print the AVX2-only feature string and exit")
+    args = parser.parse_args(argv)
+    if args.avx2_features:
+        print(avx2_features())
+        return 0
+    reports = []
+    host = host_features()  # passed explicitly: Numba drops every feature for "generic"
+    runs = [(None, None, "host")] + [(cpu, host, cpu + " (host features)") for cpu in args.cpus.split(",") if cpu]
+    if args.avx2:
+        runs.append(("haswell", avx2_features(), "haswell, AVX-512 removed"))
+    for cpu, features, label in runs:
+        report = run_child(cpu, features)
+        report["label"] = label
+        reports.append(report)
+        print(f"{label}: {json.dumps({k: v for k, v in report.items() if k not in ('label', 'cpu')})}", file=sys.stderr)
+    print(table(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
