@@ -15,6 +15,14 @@ measured in the same run and reported by their best time (``LIMIT_REPEATS`` repe
 
 warpinit itself is timed twice for the samplers: "warpinit" allocates its result, "warpinit-out" fills
 a preallocated ``out=``.
+
+The real-model ops run in subprocesses of their own (``SUBPROCESS_OPS``; the runner measures them) and
+count their work in parameters, which the subprocess reports: ``models`` (keras-hub backbones, Keras's
+own build against ``deferred()`` + ``initialize()``, per model and Keras backend), ``torch_models``
+(transformers' ``from_config`` against it under ``fast_init`` and against a meta build +
+``initialize``) and ``torch_sharded`` (an FSDP2-sharded Llama initialized by torch and by warpinit on
+1, 2 and 4 processes). ``tiny`` builds each at the size of its warm-up model (a check of the plumbing,
+not a measurement).
 """
 
 from __future__ import annotations
@@ -49,6 +57,18 @@ ADAPTER_VARIANTS = {
     "torch_init": ("trunc_normal_", "kaiming_uniform_", "orthogonal_", "initialize"),
     "jax_init": ("truncated_normal", "glorot_uniform", "orthogonal", "jit:glorot_uniform"),
 }
+# The real-model ops: the libraries of each (the first is the peer; the speed-ups divide by
+# "warpinit") and the models or process counts they run.
+MODEL_LIBRARIES = {
+    "models": ("keras", "warpinit"),
+    "torch_models": ("transformers", "warpinit", "warpinit-meta"),
+    "torch_sharded": ("torch", "warpinit"),
+}
+SUBPROCESS_OPS = ("keras_model",) + tuple(MODEL_LIBRARIES)
+KERAS_HUB_MODELS = ("llama", "gemma", "gpt2", "bert")
+TRANSFORMERS_MODELS = ("llama", "gpt2", "bert")
+MODELS = tuple(dict.fromkeys(KERAS_HUB_MODELS + TRANSFORMERS_MODELS))
+PROCESSES = (1, 2, 4)
 GEMM_LIMIT_SIZE = 2048
 # Peers that only run on a GPU: left out of CPU runs.
 GPU_ONLY = ("cupy",)
@@ -62,10 +82,14 @@ class Case:
     library: str
     device: str = "cpu"
     batch: int = 1
-    variant: str = ""  # keras_model: "initializer/backend"; torch_init, jax_init: the function
+    variant: str = ""  # keras_model: "initializer/backend"; models: "model/backend"; torch_init,
+    # jax_init: the function; torch_models: the model; torch_sharded: "N processes"
+    tiny: bool = False  # the real-model ops: build the warm-up size (see the module docstring)
 
     @property
     def name(self) -> str:
+        if self.op in MODEL_LIBRARIES:
+            return f"{self.op}-{self.variant.replace(' ', '')}-{self.library}" + ("-tiny" if self.tiny else "")
         if self.op in ("keras_model",) + tuple(ADAPTER_VARIANTS):
             return f"{self.op}-{self.batch}x{self.size}-{self.variant}-{self.library}"
         if self.op == "orthogonal":
@@ -74,7 +98,10 @@ class Case:
 
     @property
     def work(self) -> float:
-        """Values produced (sampling, keras_model) or flops done (orthogonal; for its limit, the GEMM's)."""
+        """Values produced (sampling, keras_model) or flops done (orthogonal; for its limit, the GEMM's);
+        0 for the real-model ops, whose subprocesses report their parameter counts."""
+        if self.op in MODEL_LIBRARIES:
+            return 0.0
         if self.op in ("keras_model",) + tuple(ADAPTER_VARIANTS):
             return float(self.batch * self.size * self.size)
         if self.op != "orthogonal":
@@ -107,13 +134,27 @@ def _limits(op: str, device: str) -> tuple[str, ...]:
 
 
 def cases(ops=OPS, sizes=DEFAULT_SIZES, dtype="float32", libraries=tuple(PEERS), device="cpu",
-          orthogonal_shapes=ORTHOGONAL_SHAPES, keras_backends=(), keras_stack=(KERAS_LAYERS, KERAS_UNITS)) -> list[Case]:
+          orthogonal_shapes=ORTHOGONAL_SHAPES, keras_backends=(), keras_stack=(KERAS_LAYERS, KERAS_UNITS),
+          models=MODELS, processes=PROCESSES, tiny=False) -> list[Case]:
     """Every (op, size, library) case, with the limit cases of each (op, size) first. The keras_model
     op has two libraries, Keras's own initializers and warpinit's, per initializer and backend; the
     torch_init and jax_init ops compare warpinit's face with the framework's own, per function, on
-    ``keras_stack``'s units (and its layers for a whole module)."""
+    ``keras_stack``'s units (and its layers for a whole module). The real-model ops run each of
+    ``models`` they have (``models`` on every one of ``keras_backends``), and ``torch_sharded`` each
+    process count of ``processes``, with every library of ``MODEL_LIBRARIES``."""
     result = []
     for op in ops:
+        if op in MODEL_LIBRARIES:
+            if op == "torch_sharded":
+                variants = [f"{count} processes" for count in processes]
+            elif op == "models":
+                variants = [f"{model}/{backend}" for model in models if model in KERAS_HUB_MODELS
+                            for backend in keras_backends]
+            else:
+                variants = [model for model in models if model in TRANSFORMERS_MODELS]
+            result.extend(Case(op, 0, "float32", library, device, 1, variant, tiny)
+                          for variant in variants for library in MODEL_LIBRARIES[op])
+            continue
         if op == "keras_model":
             layers, units = keras_stack
             for backend in keras_backends:

@@ -4,7 +4,8 @@ Keras fixes its backend per process, so ``run(backend, model, ...)`` starts one 
 library running this module, one after the other (neither inherits the other's allocator state or
 thread pools). Each does a warm-up build of a tiny version of the model (imports, tracing,
 compilation), then ``repeats`` builds of the full one; the first full build is the process's cold
-one (memory fresh from the OS), reported apart from the median. With ``--profile`` the warpinit side
+one (memory fresh from the OS), reported apart from the median (``--tiny``: the timed builds are of
+the tiny version too, a check of the plumbing). With ``--profile`` the warpinit side
 also reports where its time goes: building the layers under ``deferred()``, and ``initialize``'s
 drawing, handing over and bookkeeping.
 
@@ -104,7 +105,7 @@ def _profile_initialize(model: str) -> dict:
     return result
 
 
-def _time(library: str, model: str, repeats: int, profile: bool):
+def _time(library: str, model: str, repeats: int, profile: bool, tiny: bool = False):
     """Seconds of ``repeats`` builds of the full model after a tiny warm-up build; Python's cyclic
     collector is kept out of the timed builds (as ``timeit`` does), and runs between them."""
     import keras
@@ -116,7 +117,7 @@ def _time(library: str, model: str, repeats: int, profile: bool):
         gc.disable()
         try:
             start = time.perf_counter()
-            built = _build(library, model, profile=parts)
+            built = _build(library, model, tiny=tiny, profile=parts)
             keras.ops.convert_to_numpy(built.variables[-1])  # the values exist
             times.append(time.perf_counter() - start)
         finally:
@@ -135,21 +136,22 @@ def main(argv=None) -> int:
     parser.add_argument("--library", choices=("keras", "warpinit"), required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also report where warpinit's time goes")
+    parser.add_argument("--tiny", action="store_true", help="time the tiny warm-up model (a check, not a measurement)")
     args = parser.parse_args(argv)
     import keras
 
-    report = _time(args.library, args.model, args.repeats, args.profile and args.library == "warpinit")
-    params = _count(args.model)
+    report = _time(args.library, args.model, args.repeats, args.profile and args.library == "warpinit", args.tiny)
+    params = _count(args.model, args.tiny)
     print(json.dumps({"backend": keras.backend.backend(), "model": args.model, "parameters": params, **report}))
     return 0
 
 
-def _count(model: str) -> int:
+def _count(model: str, tiny: bool = False) -> int:
     import warpinit.keras as wk
 
     import keras_hub
 
-    name, config = _config(model, False)
+    name, config = _config(model, tiny)
     with wk.deferred():
         built = getattr(keras_hub.models, name)(**config)
     return sum(_size(variable) for variable in built.weights)
@@ -162,19 +164,28 @@ def _size(variable) -> int:
     return count
 
 
-def run(backend: str, model: str, repeats: int, profile: bool = False, timeout: float = 3600) -> dict:
+def run(backend: str, model: str, repeats: int, profile: bool = False, timeout: float = 3600,
+        tiny: bool = False) -> dict:
     """Both libraries on ``backend``, each from its own subprocess: {"keras": [s...], "warpinit": [s...],
     "parameters": n, ...}."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     report = {}
     for library in ("keras", "warpinit"):
         command = [sys.executable, "-m", "warpinit.bench.keras_models", "--model", model, "--library", library,
-                   "--repeats", str(repeats)] + (["--profile"] if profile else [])
+                   "--repeats", str(repeats)] + (["--profile"] if profile else []) + (["--tiny"] if tiny else [])
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"keras_models {model} on {backend} failed: {result.stderr.strip().splitlines()[-3:]}")
         report.update(json.loads(result.stdout.strip().splitlines()[-1]))
     return report
+
+
+def results(variant: str, repeats: int, tiny: bool = False) -> dict:
+    """The rows of ``warpinit bench --ops models`` for ``variant`` ("model/backend"):
+    {library: {"times": [...], "parameters": n}} (the first time: the cold build)."""
+    model, backend = variant.split("/")
+    report = run(backend, model, repeats, tiny=tiny)
+    return {library: {"times": report[library], "parameters": report["parameters"]} for library in ("keras", "warpinit")}
 
 
 if __name__ == "__main__":

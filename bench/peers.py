@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 SAMPLING = ("truncated_normal", "normal", "uniform")
-OPS = SAMPLING + ("orthogonal", "keras_model", "torch_init", "jax_init")
+OPS = SAMPLING + ("orthogonal", "keras_model", "torch_init", "jax_init", "models", "torch_models", "torch_sharded")
 ARRAY_OPS = SAMPLING + ("orthogonal",)
 # warpinit's own rows: its allocating calls, and its samplers into a preallocated out=.
 OURS = ("warpinit", "warpinit-out")

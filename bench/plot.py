@@ -4,7 +4,8 @@ One panel per op: for the samplers, values/s against the number of values (log-l
 library and the memory-write limits measured in the same run (into preallocated and into fresh
 memory) as black lines; for orthogonal, GFLOP/s per stack shape with the SGEMM limit of each BLAS; for keras_model, the time to build and initialize the
 model per initializer and backend, Keras's own against warpinit's; for torch_init and jax_init, the
-time of each function, the framework's own against warpinit's face. Needs matplotlib (the bench
+time of each function, the framework's own against warpinit's face; for the real-model ops, the time
+of each model (or process count) per library. Needs matplotlib (the bench
 extra); it is imported only here, with the non-interactive Agg backend.
 """
 
@@ -17,7 +18,7 @@ from .cases import FRESH_LIMIT, is_limit
 INSTALL = "pip install 'warpinit[bench]' (matplotlib)"
 # One colour per library in every panel.
 _COLOURS = {"warpinit": "C0", "numpy": "C1", "tf": "C2", "torch": "C3", "jax": "C4", "keras": "C5",
-            "torch-qr": "C6", "cupy": "C7"}
+            "torch-qr": "C6", "cupy": "C7", "transformers": "C8", "warpinit-meta": "C9"}
 
 
 def available() -> bool:
@@ -107,6 +108,9 @@ _VARIANT_TITLES = {
     "keras_model": "Keras: {batch} x Dense({units}), build + initialize",
     "torch_init": "torch.nn.init vs warpinit.torch, {units}² ({batch} Linear for initialize)",
     "jax_init": "jax.nn.initializers vs warpinit.jax, {units}²",
+    "models": "keras-hub backbones: Keras's build vs deferred() + initialize()",
+    "torch_models": "transformers: from_config vs fast_init and meta + initialize",
+    "torch_sharded": "FSDP2-sharded Llama: torch's init vs warpinit (slowest process)",
 }
 
 

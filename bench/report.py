@@ -15,11 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-from .cases import is_limit
+from .cases import MODEL_LIBRARIES, is_limit
 from .runner import NOISY_MARK, NOISY_SPREAD, compare, mark, spread_of
 
 
 def _label(row: dict) -> str:
+    if row["op"] in MODEL_LIBRARIES:
+        return f"{row['variant']} ({row.get('work', 0) / 1e6:.1f} M parameters)" + (", tiny" if row.get("tiny") else "")
     if row["op"] == "keras_model":
         return f"{row['variant']} ({row['batch']} × Dense({row['size']}))"
     if row.get("variant"):
@@ -43,7 +45,7 @@ def markdown(report: dict) -> str:
     figures = compare(rows)
     flagged = False
     for op in dict.fromkeys(row["op"] for row in rows):
-        unit = "GFLOP/s" if op == "orthogonal" else "Mvalues/s"
+        unit = "GFLOP/s" if op == "orthogonal" else "M parameters/s" if op in MODEL_LIBRARIES else "Mvalues/s"
         scale = 1e9 if op == "orthogonal" else 1e6
         lines += ["", f"### {op}", "", f"| case | library | median | spread | {unit} | % limit | % fresh | warpinit × |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -61,18 +63,21 @@ def markdown(report: dict) -> str:
             seconds = row.get("best", row["median"]) if is_limit(row["library"]) else row["median"]
             lines.append(f"| {_label(row)} | {name} | {_time(seconds)} | {100 * spread_of(row):.0f} % | {rate / scale:,.1f} | "
                          + " | ".join(cells) + " |")
-        if op == "keras_model":
-            lines += _keras_summary([r for r in rows if r["op"] == op and not r["skipped"]])
+        measured = [r for r in rows if r["op"] == op and not r["skipped"]]
+        if op in ("keras_model", "models"):
+            lines += _keras_summary(measured, "initializer" if op == "keras_model" else "model")
+        elif op in ("torch_models", "torch_sharded") and measured:
+            lines += _models_summary(measured)
     if flagged:
         lines += ["", f"{NOISY_MARK} a case spread more than {100 * NOISY_SPREAD:.0f} % (or exceeds its limit): the ratio "
                   "does not measure the code."]
     return "\n".join(lines) + "\n"
 
 
-def _keras_summary(rows: list[dict]) -> list[str]:
-    """keras_model as a table of initializer x backend: Keras's median build -> warpinit's, with the
-    speed-up, and below it the same for the cold build (``times[0]``: the process's first build of
-    the full model, on memory fresh from the OS)."""
+def _keras_summary(rows: list[dict], kind: str) -> list[str]:
+    """keras_model (or models) as a table of initializer (model) x backend: Keras's median build ->
+    warpinit's, with the speed-up, and below it the same for the cold build (``times[0]``: the
+    process's first build of the full model, on memory fresh from the OS)."""
     cells: dict[tuple[str, str], dict[str, dict]] = {}
     for row in rows:
         initializer, backend = row["variant"].split("/")
@@ -81,7 +86,7 @@ def _keras_summary(rows: list[dict]) -> list[str]:
     backends = list(dict.fromkeys(b for _, b in cells))
     lines = []
     for title, pick in (("median build", lambda r: r["median"]), ("cold build (first of the process)", lambda r: r["times"][0])):
-        lines += ["", f"Keras → warpinit, {title}:", "", "| initializer | " + " | ".join(backends) + " |",
+        lines += ["", f"Keras → warpinit, {title}:", "", f"| {kind} | " + " | ".join(backends) + " |",
                   "|---" * (len(backends) + 1) + "|"]
         for initializer in initializers:
             entries = []
@@ -93,6 +98,33 @@ def _keras_summary(rows: list[dict]) -> list[str]:
                 else:
                     entries.append("")
             lines.append(f"| {initializer} | " + " | ".join(entries) + " |")
+    return lines
+
+
+def _models_summary(rows: list[dict]) -> list[str]:
+    """torch_models and torch_sharded as one line per model (or process count): the peer's median,
+    then each warpinit library's with its speed-up, and the peak memory each added against the model's
+    bytes (torch_sharded: against one process's share of them)."""
+    libraries = list(dict.fromkeys(row["library"] for row in rows))
+    peer = MODEL_LIBRARIES[rows[0]["op"]][0]
+    lines = ["", "Median (peak memory added / " + ("one process's share" if rows[0]["op"] == "torch_sharded" else "model bytes")
+             + "):", "", "| case | " + " | ".join(libraries) + " |", "|---" * (len(libraries) + 1) + "|"]
+    for variant in dict.fromkeys(row["variant"] for row in rows):
+        by = {row["library"]: row for row in rows if row["variant"] == variant}
+        entries = []
+        for library in libraries:
+            row = by.get(library)
+            if row is None:
+                entries.append("")
+                continue
+            text = _time(row["median"])
+            if library != peer and peer in by:
+                text += f": {by[peer]['median'] / row['median']:.1f}×"
+            base = row.get("share_bytes") or row.get("model_bytes")
+            if base and row.get("peak_added_bytes") is not None:
+                text += f" ({row['peak_added_bytes'] / base:.2f}×)"
+            entries.append(text)
+        lines.append(f"| {variant} | " + " | ".join(entries) + " |")
     return lines
 
 

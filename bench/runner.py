@@ -1,7 +1,8 @@
 """``warpinit bench``: time warpinit and its peers side by side and print the comparison.
 
 Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
-times; the median is reported with the spread ((max - min) / median) in percent. A limit case (the
+times (the ops of ``cases.SUBPROCESS_OPS`` run in subprocesses of their own, which warm up and time
+themselves: every library of a model or backend from one call); the median is reported with the spread ((max - min) / median) in percent. A limit case (the
 machine's ceiling, ``cases.is_limit``) runs at least ``cases.LIMIT_REPEATS`` times and is reported by
 its best time: the ceiling is what the machine can do, not a typical run of a busy machine.
 
@@ -9,19 +10,20 @@ its best time: the ceiling is what the machine can do, not a typical run of a bu
 (the peer's median over the median of warpinit's allocating call), "% limit" (a case's rate against the
 fastest limit: the preallocated fill for sampling, the fastest SGEMM for orthogonal) and "% fresh"
 (against the fill into fresh memory, for the samplers). A limit measured for several ops (the fill of
-1e7 values for each sampler, the SGEMM for each orthogonal stack) counts by its best in the run. A figure whose cases spread more than
-``NOISY_SPREAD`` (or a share of a limit above 100 %) is flagged: the machine was too busy for that
+1e7 values for each sampler, the SGEMM for each orthogonal stack) counts by its best in the run. A
+figure whose cases spread more than ``NOISY_SPREAD`` (or a share of a limit above 100 %) is flagged: the machine was too busy for that
 ratio to measure the code.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from .cases import FRESH_LIMIT, LIMIT_REPEATS, Case, is_limit
+from .cases import FRESH_LIMIT, LIMIT_REPEATS, MODEL_LIBRARIES, SUBPROCESS_OPS, Case, is_limit
 
 # The spread beyond which a ratio is flagged as meaningless (see the module docstring).
 NOISY_SPREAD = 0.25
@@ -33,6 +35,8 @@ class Result:
     case: Case
     times: list[float]
     skipped: str | None = None
+    work: float | None = None  # what the subprocess of a real-model op reports (parameters); else case.work
+    extra: dict = field(default_factory=dict)  # the memory figures of the real-model ops
 
     @property
     def median(self) -> float:
@@ -40,9 +44,10 @@ class Result:
 
     @property
     def rate(self) -> float:
-        """Work per second (values for the samplers, flops for orthogonal): of the median time, or of
-        the best time for a limit."""
-        return self.case.work / (min(self.times) if is_limit(self.case.library) else self.median)
+        """Work per second (values for the samplers, flops for orthogonal, parameters for the real-model
+        ops): of the median time, or of the best time for a limit."""
+        work = self.case.work if self.work is None else self.work
+        return work / (min(self.times) if is_limit(self.case.library) else self.median)
 
     @property
     def spread(self) -> float:
@@ -50,7 +55,9 @@ class Result:
 
     def as_dict(self) -> dict:
         row = asdict(self.case)
-        row.update(times=self.times, skipped=self.skipped)
+        row.update(times=self.times, skipped=self.skipped, **self.extra)
+        if self.work is not None:
+            row.update(work=self.work)
         if not self.skipped:
             unit = "flops_per_second" if self.case.op == "orthogonal" else "values_per_second"
             row.update(median=self.median, best=min(self.times), spread=self.spread, **{unit: self.rate})
@@ -59,26 +66,48 @@ class Result:
 
 SETTLE_SECONDS = 0.5
 UNSUPPORTED = "not supported by this library"
+# What the real-model ops need installed: (module, the pip command that brings it).
+_NEEDS = {"keras_model": (("keras", "pip install 'warpinit[bench]'"),),
+          "models": (("keras", "pip install 'warpinit[bench]'"), ("keras_hub", "pip install 'warpinit[bench]' (keras-hub)")),
+          "torch_models": (("torch", "pip install torch==2.13.0"), ("transformers", "pip install 'warpinit[bench]' (transformers)")),
+          "torch_sharded": (("torch", "pip install torch==2.13.0"), ("transformers", "pip install 'warpinit[bench]' (transformers)"))}
 
 
-_KERAS_RUNS: dict = {}
+_SUBPROCESS_RUNS: dict = {}
 
 
-def _measure_keras_model(case: Case, repeats: int) -> Result:
-    """Both libraries of a keras_model case run in one subprocess of the case's backend."""
-    from . import keras_model
+def _subprocess_rows(case: Case, repeats: int) -> dict:
+    """{library: {"times": [...], "parameters": n, ...}} of a case's op and variant, from the
+    subprocesses of its bench module (run once for all libraries of the variant)."""
+    from . import keras_model, keras_models, torch_models, torch_sharded
 
-    initializer, backend = case.variant.split("/")
-    key = (case.variant, case.batch, case.size, repeats)
-    if key not in _KERAS_RUNS:
+    if case.op == "keras_model":
+        initializer, backend = case.variant.split("/")
+        times = keras_model.run(backend, initializer, case.batch, case.size, repeats)
+        return {library: {"times": times[library]} for library in ("keras", "warpinit")}
+    module = {"models": keras_models, "torch_models": torch_models, "torch_sharded": torch_sharded}[case.op]
+    return module.results(case.variant, repeats, case.tiny)
+
+
+def _measure_in_subprocesses(case: Case, repeats: int) -> Result:
+    """A case of ``SUBPROCESS_OPS``: every library of its variant measured by the op's subprocesses."""
+    if case.device != "cpu":
+        return Result(case, [], skipped="runs on the CPU only")
+    missing = [install for module, install in _NEEDS[case.op] if importlib.util.find_spec(module) is None]
+    if missing:
+        return Result(case, [], skipped=f"not installed ({missing[0]})")
+    key = (case.op, case.variant, case.batch, case.size, case.tiny, repeats)
+    if key not in _SUBPROCESS_RUNS:
         try:
-            _KERAS_RUNS[key] = keras_model.run(backend, initializer, case.batch, case.size, repeats)
-        except Exception as error:  # a backend that is not installed, or fails, is reported
-            _KERAS_RUNS[key] = {"error": f"{type(error).__name__}: {error}"}
-    run = _KERAS_RUNS[key]
-    if "error" in run:
-        return Result(case, [], skipped=run["error"])
-    return Result(case, run[case.library])
+            _SUBPROCESS_RUNS[key] = _subprocess_rows(case, repeats)
+        except Exception as error:  # a backend or model that fails is reported, not fatal
+            _SUBPROCESS_RUNS[key] = {"error": f"{type(error).__name__}: {error}"}
+    rows = _SUBPROCESS_RUNS[key]
+    if "error" in rows:
+        return Result(case, [], skipped=rows["error"])
+    row = dict(rows[case.library])
+    times, parameters = row.pop("times"), row.pop("parameters", None)
+    return Result(case, times, work=None if parameters is None else float(parameters), extra=row)
 
 
 def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
@@ -88,8 +117,8 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     their work ends, and would slow whatever case runs next."""
     from .peers import PEERS
 
-    if case.op == "keras_model":
-        return _measure_keras_model(case, repeats)
+    if case.op in SUBPROCESS_OPS:
+        return _measure_in_subprocesses(case, repeats)
     if not is_limit(case.library) and not PEERS[case.library].available():
         return Result(case, [], skipped=f"not installed ({PEERS[case.library].install})")
     try:
@@ -163,7 +192,7 @@ def compare(rows: list[dict]) -> list[tuple[dict, dict]]:
             if fresh:
                 figure["percent_fresh"] = 100 * _rate(row) / _rate(fresh)
                 figure["noisy_percent_fresh"] = noisy
-            if ours and not is_limit(row["library"]) and row["library"] not in ("warpinit", "warpinit-out"):
+            if ours and not is_limit(row["library"]) and not row["library"].startswith("warpinit"):
                 figure["speedup"] = row["median"] / ours["median"]
                 figure["noisy_speedup"] = noisy or spread_of(ours) > NOISY_SPREAD
             figures[id(row)] = figure
@@ -176,6 +205,15 @@ def _limit_key(row: dict) -> tuple:
     return row["library"], row["dtype"], row["device"], size
 
 
+def memory(row: dict) -> str:
+    """The peak memory a real-model row added, against the model's bytes (or a process's share of
+    them, for torch_sharded); "" for the other ops."""
+    if row.get("peak_added_bytes") is None:
+        return ""
+    base = row.get("share_bytes") or row["model_bytes"]
+    return f"  peak {row['peak_added_bytes'] / base:.2f}x {'share' if 'share_bytes' in row else 'model'}"
+
+
 def mark(noisy: bool) -> str:
     return NOISY_MARK if noisy else ""
 
@@ -185,6 +223,8 @@ def label(row: dict) -> tuple[str, str]:
     op, size, batch, variant = row["op"], row["size"], row["batch"], row.get("variant", "")
     if op == "keras_model":
         return f"keras:{variant}", f"{batch}x{size}"
+    if op in MODEL_LIBRARIES:
+        return f"{op}:{variant.replace(' processes', 'proc')}", f"{row.get('work', 0) / 1e6:.1f}M"
     if variant:
         return f"{op}:{variant}", f"{batch}x{size}^2"
     if op == "orthogonal":
@@ -194,7 +234,8 @@ def label(row: dict) -> tuple[str, str]:
 
 def table(results: list[Result]) -> str:
     """The comparison table: one row per case, grouped by (op, size, batch, dtype). Rates are
-    Mvalues/s for the samplers and GFLOP/s for orthogonal (limits: of their best time)."""
+    Mvalues/s for the samplers, GFLOP/s for orthogonal (limits: of their best time) and M parameters/s
+    for the real-model ops, whose rows end with their peak memory against the model's bytes."""
     lines = [f"{'op':<30} {'size':>11} {'dtype':<8} {'library':<12} {'median':>10} {'spread':>7} "
              f"{'rate':>10} {'% limit':>8} {'% fresh':>8} {'warpinit x':>11}"]
     rows = [result.as_dict() for result in results]
@@ -217,7 +258,7 @@ def table(results: list[Result]) -> str:
             flagged |= noisy
         seconds = row["best"] if is_limit(row["library"]) else row["median"]
         lines.append(f"{head} {seconds * 1e3:8.2f}ms {100 * spread_of(row):6.1f}% {_rate(row) / scale:10.1f} "
-                     f"{cells[0]:>8} {cells[1]:>8} {cells[2]:>11}")
+                     f"{cells[0]:>8} {cells[1]:>8} {cells[2]:>11}{memory(row)}")
     if flagged:
         lines.append(f"{NOISY_MARK}: a case spread more than {100 * NOISY_SPREAD:.0f} % (or exceeds its limit): the "
                      "machine was too busy for this ratio to mean anything; run again on a quiet machine.")

@@ -4,9 +4,11 @@ Three routes per model, each in its own subprocess (fresh allocator, its own pea
 ``from_config`` (transformers' own initialization, torch's generator), ``fast_init`` around the same
 ``from_config``, and a meta-device build + ``initialize(model, seed, device="cpu")``. Each subprocess
 does a warm-up build of a tiny version (imports, compilation), then ``repeats`` full builds, and reports
-the times, the model's bytes and the peak resident memory the full builds added above what the process
-held before them. With ``--profile`` the warpinit routes also say where the time goes (construction,
-drawing, the rest).
+the times, the model's bytes and the peak resident memory the first full build added above what the
+process held before it (Linux's high-water mark, reset before the build; later builds reuse the memory
+the previous model freed). With ``--profile`` the warpinit routes also say where the time goes (construction,
+drawing, the rest); with ``--tiny`` the timed builds are of the tiny version too (a check of the
+plumbing, not a measurement).
 
     python -m warpinit.bench.torch_models --model llama --route fast_init --repeats 3 --profile
 """
@@ -17,10 +19,11 @@ import argparse
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
+
+from . import memory
 
 # About 1.1 B (Llama, TinyLlama's shape), 124 M (GPT-2) and 110 M (BERT) parameters.
 CONFIGS = {
@@ -64,15 +67,6 @@ def _build(name: str, route: str, tiny: bool = False):
     return model
 
 
-def _resident() -> int:
-    """The process's resident memory now, in bytes (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as file:
-            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
 def _profile(name: str, route: str) -> dict:
     """Cumulative seconds of one full build's parts: drawing (the whole-model engine and single
     fills) and everything else (module construction, transformers' bookkeeping)."""
@@ -95,29 +89,31 @@ def _profile(name: str, route: str) -> dict:
     return {"build": total, "drawing": drawing, "model code (from_config, profiled)": construction}
 
 
-def measure(name: str, route: str, repeats: int, profile: bool) -> dict:
+def measure(name: str, route: str, repeats: int, profile: bool, tiny: bool = False) -> dict:
     import torch
 
     torch.manual_seed(0)
     _build(name, route, tiny=True)  # warm-up: imports, kernel compilation
-    gc.collect()
-    before = _resident()
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times, nbytes = [], 0
+    times, peaks, nbytes, parameters = [], [], 0, 0
     for _ in range(repeats):
         gc.collect()
         gc.disable()
         try:
+            resettable = memory.reset_peak()
+            before = memory.status("VmRSS")
             start = time.perf_counter()
-            model = _build(name, route)
+            model = _build(name, route, tiny)
             times.append(time.perf_counter() - start)
+            peaks.append(memory.status("VmHWM") - before if resettable else None)
         finally:
             gc.enable()
         nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        parameters = sum(p.numel() for p in model.parameters())
         del model
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    report = {"model": name, "route": route, "times": times, "model_bytes": nbytes,
-              "peak_added_bytes": max(peak, peak_before) - before, "threads": torch.get_num_threads()}
+    # The first full build's: it starts from the warm-up's footprint, with no freed model to reuse.
+    peak = peaks[0]
+    report = {"model": name, "route": route, "times": times, "model_bytes": nbytes, "parameters": parameters,
+              "peak_added_bytes": peak, "threads": torch.get_num_threads()}
     if profile and route != "from_config":
         report["profile"] = _profile(name, route)
     return report
@@ -129,22 +125,35 @@ def main(argv=None) -> int:
     parser.add_argument("--route", choices=ROUTES, required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="time the tiny warm-up model (a check, not a measurement)")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.model, args.route, args.repeats, args.profile)))
+    print(json.dumps(measure(args.model, args.route, args.repeats, args.profile, args.tiny)))
     return 0
 
 
-def run(name: str, repeats: int, profile: bool = False, timeout: float = 3600) -> dict:
+def run(name: str, repeats: int, profile: bool = False, timeout: float = 3600, tiny: bool = False) -> dict:
     """Every route of ``name``, each from its own subprocess: {route: report}."""
     reports = {}
     for route in ROUTES:
         command = [sys.executable, "-m", "warpinit.bench.torch_models", "--model", name, "--route", route,
-                   "--repeats", str(repeats)] + (["--profile"] if profile else [])
+                   "--repeats", str(repeats)] + (["--profile"] if profile else []) + (["--tiny"] if tiny else [])
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"torch_models {name} {route} failed: {result.stderr.strip().splitlines()[-3:]}")
         reports[route] = json.loads(result.stdout.strip().splitlines()[-1])
     return reports
+
+
+# The libraries of ``warpinit bench --ops torch_models``: the route each times.
+LIBRARIES = {"transformers": "from_config", "warpinit": "fast_init", "warpinit-meta": "meta_initialize"}
+
+
+def results(name: str, repeats: int, tiny: bool = False) -> dict:
+    """The rows of ``warpinit bench --ops torch_models`` for model ``name``: {library: {"times": [...],
+    "parameters": n, "model_bytes": b, "peak_added_bytes": p}}."""
+    reports = run(name, repeats, tiny=tiny)
+    return {library: {key: reports[route][key] for key in ("times", "parameters", "model_bytes", "peak_added_bytes")}
+            for library, route in LIBRARIES.items()}
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+
+from . import memory
 
 ROUTES = ("torch", "warpinit")
 SEED = 1
@@ -67,34 +70,14 @@ def _initialize(route: str, model) -> None:
         wt.initialize(model, seed=SEED, device="cpu")
 
 
-def _status(field: str) -> int:
-    """A memory figure of this process from /proc/self/status, in bytes (0 where there is none)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current resident size (Linux); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _process(rank, processes, route, shape, repeats, threads, out):
     import torch
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
     torch.set_num_threads(threads)
+    # torch's own route draws through DTensor random ops, which warn on a CPU mesh at every call.
+    warnings.filterwarnings("ignore", message="DTensor random operators may not have complete support")
     dist.init_process_group("gloo", init_method=f"file://{Path(out) / 'rendezvous'}", rank=rank,
                             world_size=processes)
     try:
@@ -108,36 +91,32 @@ def _process(rank, processes, route, shape, repeats, threads, out):
             dist.barrier()
             gc.disable()
             try:
-                resettable = _reset_peak() and resettable
-                before = _status("VmRSS")
+                resettable = memory.reset_peak() and resettable
+                before = memory.status("VmRSS")
                 start_cpu, start = time.process_time(), time.perf_counter()
                 _initialize(route, model)
                 times.append(time.perf_counter() - start)
                 cpu.append(time.process_time() - start_cpu)
-                peaks.append(_status("VmHWM") - before)
+                peaks.append(memory.status("VmHWM") - before)
             finally:
                 gc.enable()
             model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
             local_bytes = sum(p.to_local().numel() * p.element_size() for p in model.parameters())
+            parameters = sum(p.numel() for p in model.parameters())
             del model
             dist.barrier()
         report = {"rank": rank, "times": times, "cpu_times": cpu, "peak_added_bytes": peaks,
-                  "peak_reset": resettable, "model_bytes": model_bytes, "local_bytes": local_bytes,
+                  "peak_reset": resettable, "model_bytes": model_bytes, "local_bytes": local_bytes, "parameters": parameters,
                   "threads": torch.get_num_threads()}
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(report))
     finally:
         dist.destroy_process_group()
 
 
-def measure(route: str, processes: int, shape, repeats: int, timeout: float = 1800) -> dict:
-    """One (route, processes) pair in ``processes`` fresh processes: the aggregated report."""
+def _spawn(route: str, processes: int, shape, repeats: int, threads: int, timeout: float) -> list[dict]:
+    """Run one (route, processes) pair; the reports of its processes, by rank."""
     import torch.multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or 1) // processes)
-    os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = str(threads)  # inherited when spawned
-    # A fixed mmap threshold: large blocks go back to the system when freed, so that a repeat's peak is
-    # its own, not hidden in memory a previous model left resident.
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 17)
     with tempfile.TemporaryDirectory() as out:
         context = mp.start_processes(_process, args=(processes, route, shape, repeats, threads, out),
                                      nprocs=processes, join=False, start_method="spawn")
@@ -151,6 +130,26 @@ def measure(route: str, processes: int, shape, repeats: int, timeout: float = 18
                 if process.is_alive():
                     process.kill()
         ranks = [json.loads((Path(out) / f"rank{rank}.json").read_text()) for rank in range(processes)]
+    return ranks
+
+
+def measure(route: str, processes: int, shape, repeats: int, timeout: float = 1800) -> dict:
+    """One (route, processes) pair in ``processes`` fresh processes: the aggregated report."""
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    # Inherited by the spawned processes, and put back afterwards: the threads of each process, and a
+    # fixed mmap threshold (large blocks go back to the system when freed, so that a repeat's peak is
+    # its own, not hidden in memory a previous model left resident).
+    settings = {"OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads), "MALLOC_MMAP_THRESHOLD_": str(1 << 17)}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        ranks = _spawn(route, processes, shape, repeats, threads, timeout)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     slowest = [max(rank["times"][k] for rank in ranks) for k in range(repeats)]
     busiest = [max(rank["cpu_times"][k] for rank in ranks) for k in range(repeats)]
     return {
@@ -159,6 +158,7 @@ def measure(route: str, processes: int, shape, repeats: int, timeout: float = 18
         "peak_added_bytes": max(max(rank["peak_added_bytes"]) for rank in ranks),
         "share_bytes": ranks[0]["model_bytes"] / processes, "local_bytes": [rank["local_bytes"] for rank in ranks],
         "peak_reset": all(rank["peak_reset"] for rank in ranks), "model_bytes": ranks[0]["model_bytes"],
+        "parameters": ranks[0]["parameters"],
     }
 
 
@@ -176,6 +176,24 @@ def run(processes=(1, 2, 4), repeats: int = 3, layers: int = 8, hidden: int = 10
         "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "runs": runs, "torch_over_warpinit_time": ratios,
     }
+
+
+# The model of ``warpinit bench --ops torch_sharded`` (layers, hidden, vocabulary), and its tiny
+# version (the warm-up model: a check of the plumbing, not a measurement).
+SHAPE, TINY = (8, 1024, 32000), (1, 64, 256)
+
+
+def results(variant: str, repeats: int, tiny: bool = False) -> dict:
+    """The rows of ``warpinit bench --ops torch_sharded`` for ``variant`` ("N processes"): {library:
+    {"times": [...], "parameters": n, "model_bytes": b, "peak_added_bytes": p, "share_bytes": s}},
+    the times those of the slowest process of each repeat."""
+    processes = int(variant.split()[0])
+    rows = {}
+    for route in ROUTES:
+        entry = measure(route, processes, TINY if tiny else SHAPE, repeats)
+        rows[route] = {"times": entry["times_s"], "parameters": entry["parameters"],
+                       **{key: entry[key] for key in ("model_bytes", "peak_added_bytes", "share_bytes", "threads_per_process")}}
+    return rows
 
 
 def main(argv=None) -> int:

@@ -50,6 +50,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part)
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) <= 0:
+        raise argparse.ArgumentTypeError(f"process counts are positive integers such as 1,2,4, got {text!r}")
+    return counts
+
+
 def _stack(text: str) -> tuple[int, int]:
     try:
         layers, units = (int(x) for x in text.lower().split("x"))
@@ -71,7 +81,7 @@ def _seconds(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    from warpinit.bench.cases import DEFAULT_SIZES, QUICK_SIZES
+    from warpinit.bench.cases import DEFAULT_SIZES, MODELS, PROCESSES, QUICK_SIZES
     from warpinit.bench.runner import SETTLE_SECONDS
     from warpinit.bench.peers import OPS, OURS, PEERS, SAMPLING
 
@@ -97,11 +107,17 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--stack", type=_stack, default=None,
                        help="LAYERSxUNITS of the model ops: keras_model's Dense stack, torch_init's Linear stack "
                        "and the UNITSxUNITS matrix of torch_init and jax_init (default: 16x2048, quick: 4x512)")
+    bench.add_argument("--models", type=_choices(MODELS), default=MODELS,
+                       help="models of the real-model ops: keras-hub backbones of models (llama, gemma, gpt2, bert), "
+                       "transformers models of torch_models (llama, gpt2, bert); default: all")
+    bench.add_argument("--processes", type=_counts, default=PROCESSES,
+                       help="comma-separated process counts of torch_sharded (default: 1,2,4)")
     bench.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"), default="float32")
     others = tuple(p for p in PEERS if p not in OURS)
     bench.add_argument("--peers", type=_choices(others), default=others, help="comma-separated peers to compare with")
     bench.add_argument("--quick", action="store_true",
-                       help=f"small sizes ({','.join(f'{s:.0e}' for s in QUICK_SIZES)}) and 3 repeats")
+                       help=f"small sizes ({','.join(f'{s:.0e}' for s in QUICK_SIZES)}), tiny real models (a check of "
+                       "the plumbing, not a measurement) and 3 repeats")
     bench.add_argument("--repeats", type=_positive, default=None, help="timed repeats per case (default: 5, quick: 3)")
     bench.add_argument("--threads", type=_positive, default=os.cpu_count(), help="threads for every library")
     bench.add_argument("--settle", type=_seconds, default=SETTLE_SECONDS,
@@ -142,7 +158,8 @@ def _bench(args, argv: list[str]) -> int:
     shapes = args.orthogonal_shapes or (cases.QUICK_ORTHOGONAL_SHAPES if args.quick else cases.ORTHOGONAL_SHAPES)
     stack = args.stack or ((cases.QUICK_KERAS_LAYERS, cases.QUICK_KERAS_UNITS) if args.quick
                                  else (cases.KERAS_LAYERS, cases.KERAS_UNITS))
-    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes, args.keras_backends, stack)
+    case_list = cases.cases(args.ops, sizes, args.dtype, libraries, device, shapes, args.keras_backends, stack,
+                            args.models, args.processes, tiny=args.quick)
     facts = machine.facts()
     header = (f"warpinit bench: {machine.describe(facts)}\n"
               f"device={device} dtype={args.dtype} threads={args.threads} repeats={repeats} date={facts['date']}")

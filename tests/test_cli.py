@@ -126,8 +126,74 @@ def test_png_is_a_plot(bench_run):
     assert width > 1500 and height > 800  # seven panels in three rows of three
 
 
+@pytest.fixture(scope="module")
+def models_run(tmp_path_factory):
+    """The real-model ops at their tiny sizes (``--quick``): one keras-hub model on one backend, one
+    transformers model, two process counts of the sharded model."""
+    out = tmp_path_factory.mktemp("models")
+    command = [sys.executable, "-m", "warpinit", "bench", "--quick", "--ops", "models,torch_models,torch_sharded",
+               "--keras-backends", "jax", "--models", "gpt2", "--processes", "1,2", "--settle", "0",
+               "--threads", "2", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads((out / "results.json").read_text()), (out / "table.md").read_text()
+
+
+def _ready(op: str) -> bool:
+    needs = {"models": ("keras", "keras_hub", "jax"), "torch_models": ("torch", "transformers"),
+             "torch_sharded": ("torch", "transformers")}[op]
+    return all(importlib.util.find_spec(module) for module in needs)
+
+
+@pytest.mark.parametrize("op, variants", [("models", ["gpt2/jax"]), ("torch_models", ["gpt2"]),
+                                          ("torch_sharded", ["1 processes", "2 processes"])])
+def test_real_model_ops_time_every_library(models_run, op, variants):
+    stdout, report, markdown = models_run
+    rows = [row for row in report["results"] if row["op"] == op]
+    assert [row["variant"] for row in rows] == [v for v in variants for _ in cases.MODEL_LIBRARIES[op]]
+    if not _ready(op):
+        assert all(row["skipped"].startswith("not installed (pip install") for row in rows)
+        return
+    peer = cases.MODEL_LIBRARIES[op][0]
+    for variant in variants:
+        by = {row["library"]: row for row in rows if row["variant"] == variant}
+        assert set(by) == set(cases.MODEL_LIBRARIES[op]) and not any(row["skipped"] for row in by.values())
+        # The work is the model's parameter count, reported by the subprocess: the same for every library.
+        assert len({row["work"] for row in by.values()}) == 1 and by[peer]["work"] > 1000
+        for row in by.values():
+            assert row["tiny"] and len(row["times"]) == 3 and all(t > 0 for t in row["times"])
+            assert row["values_per_second"] == pytest.approx(row["work"] / row["median"])
+            if op != "models":  # the memory figures beside each time
+                assert row["model_bytes"] == 4 * row["work"] and row["peak_added_bytes"] is not None
+        label = f"{op}:{variant.replace(' processes', 'proc')}"
+        lines = {line.split()[3]: line for line in stdout.splitlines() if line.split()[:1] == [label]}
+        assert set(lines) == set(cases.MODEL_LIBRARIES[op])
+        # warpinit's speed-up over the peer; none over warpinit's other route.
+        assert re.search(r"\d\.\d\dx\??(  peak .*)?$", lines[peer].rstrip()), lines[peer]
+        for library in cases.MODEL_LIBRARIES[op][1:]:
+            assert not re.search(r"\d\.\d\dx\??(  peak .*)?$", lines[library].rstrip()), lines[library]
+        if op != "models":
+            assert "  peak " in lines[peer]
+    assert f"### {op}\n" in markdown
+    summary = {"models": "| model | jax |", "torch_models": "| case | transformers | warpinit | warpinit-meta |",
+               "torch_sharded": "| case | torch | warpinit |"}[op]
+    assert summary in markdown
+
+
+def test_real_model_ops_without_their_library_are_skipped(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    result = runner.measure(cases.Case("torch_models", 0, "float32", "warpinit", variant="gpt2", tiny=True), 1, 0)
+    assert result.skipped == "not installed (pip install 'warpinit[bench]' (transformers))"
+    result = runner.measure(cases.Case("torch_sharded", 0, "float32", "torch", "cuda", variant="2 processes"), 1, 0)
+    assert result.skipped == "runs on the CPU only"
+
+
 @pytest.mark.parametrize("flags", [
     ["--ops", "bogus"],
+    ["--models", "resnet"],
+    ["--processes", "0"],
+    ["--processes", "two"],
     ["--ops", ""],
     ["--sizes", "ten"],
     ["--sizes", "0"],
