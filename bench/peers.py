@@ -167,7 +167,10 @@ def _tensorflow(case):
 
     def run():
         with tf.device(tf_device):
-            return function().numpy() if case.device == "cuda" else function()
+            result = function()
+        if case.device == "cuda":  # wait for the device as the other peers do, without copying back
+            tf.test.experimental.sync_devices()
+        return result
 
     return run
 
