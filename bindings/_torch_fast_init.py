@@ -13,7 +13,8 @@ A fill that covers a tensor's whole storage is *pending*: it is drawn when somet
 storage, or at the end of the context, where all pending fills go through the whole-model engine in
 batched launches. A later full overwrite (another fill, ``zero_``, ``fill_``, ``copy_``) replaces it,
 so the work model code does twice - torch's ``reset_parameters`` at construction, then the model's
-own ``_init_weights`` - is drawn once; constant writes to a part of a pending tensor (an Embedding's
+own ``_init_weights`` - is drawn once, and a fill of a tensor nothing holds any more at the end (an
+output layer's own weight, replaced by the tied embedding) is not drawn at all; constant writes to a part of a pending tensor (an Embedding's
 ``padding_idx`` row) are kept in order and applied after the fill. Fills of part of a storage run at
 once. Whatever the pattern, the values are those of running the code in order.
 
@@ -88,6 +89,22 @@ def storage_key(tensor):
     if tensor.is_meta or tensor.numel() == 0:
         return None
     return tensor.device, tensor.untyped_storage().data_ptr()
+
+
+def _use_count(tensor) -> int:
+    """The references torch holds to ``tensor``'s storage (tensors, views, storage objects)."""
+    return torch._C._storage_Use_Count(tensor.untyped_storage()._cdata)
+
+
+def _unreachable(tensor) -> bool:
+    """Whether nothing but this context's own reference (``tensor``) holds ``tensor``'s storage: a
+    tensor the model code dropped before the end (an output layer's weight replaced by the tied
+    embedding), whose fill nobody can read. False where that cannot be known (DTensors, a torch
+    without the storage's use count)."""
+    if _torch_dtensors.is_dtensor(tensor) or not hasattr(torch._C, "_storage_Use_Count"):
+        return False
+    alone = torch.empty(1, device=tensor.device)  # the count of a storage only one tensor holds
+    return _use_count(tensor) <= _use_count(alone)
 
 
 def _whole(tensor) -> bool:
@@ -201,6 +218,8 @@ class FastInit:
             return False
         if self.names is None:
             self.names = self._names_from_roots()
+        for key in [key for key, entry in self.pending.items() if _unreachable(entry.tensor)]:
+            del self.pending[key]
         self.draw(list(self.pending))
         return False
 

@@ -178,6 +178,36 @@ def test_same_seed_same_bits_on_every_route(model_case):
     assert random and all(not torch.equal(other.state_dict()[key], states[0][key]) for key in random)
 
 
+def test_a_fill_nothing_holds_at_the_end_is_not_drawn(monkeypatch):
+    """An output layer's own weight, replaced by the tied embedding before the context ends, is not
+    drawn (nobody can read it); tensors still held - by a name, or only through a view - are."""
+    import weakref
+
+    from warpinit import _whole_model
+
+    shapes, run = [], _whole_model.run
+
+    def spy(requests, *args, **kwargs):
+        shapes.extend(tuple(request.shape) for request in requests)
+        return run(requests, *args, **kwargs)
+
+    monkeypatch.setattr(_whole_model, "run", spy)
+    with wt.fast_init(seed=SEED):
+        embedding, head = nn.Embedding(7, 5), nn.Linear(5, 7, bias=False)
+        nn.init.normal_(head.weight, std=0.02)
+        dropped = weakref.ref(head.weight)
+        head.weight = embedding.weight
+        kept = torch.empty(3, 11)
+        nn.init.normal_(kept)
+        viewed = torch.empty(2, 13)
+        view = viewed.view(26)
+        nn.init.normal_(viewed)
+        del viewed
+    assert dropped() is None
+    assert sorted(shapes) == [(2, 13), (3, 11), (7, 5)]  # one (7, 5): the embedding's
+    assert kept.std() > 0.5 and view.std() > 0.5 and embedding.weight.std() > 0.5
+
+
 def test_one_parameter_redrawn_alone_from_its_name():
     with wt.fast_init(seed=SEED):
         model = _build("llama")
