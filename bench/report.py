@@ -104,7 +104,8 @@ def _keras_summary(rows: list[dict], kind: str) -> list[str]:
 def _models_summary(rows: list[dict]) -> list[str]:
     """torch_models and torch_sharded as one line per model (or process count): the peer's median,
     then each warpinit library's with its speed-up, and the peak memory each added against the model's
-    bytes (torch_sharded: against one process's share of them)."""
+    bytes (torch_sharded: the CPU time of the busiest process too, and the peak against one process's
+    share of the model)."""
     libraries = list(dict.fromkeys(row["library"] for row in rows))
     peer = MODEL_LIBRARIES[rows[0]["op"]][0]
     lines = ["", "Median (peak memory added / " + ("one process's share" if rows[0]["op"] == "torch_sharded" else "model bytes")
@@ -120,6 +121,8 @@ def _models_summary(rows: list[dict]) -> list[str]:
             text = _time(row["median"])
             if library != peer and peer in by:
                 text += f": {by[peer]['median'] / row['median']:.1f}×"
+            if row.get("cpu_s") is not None:
+                text += f", CPU {_time(row['cpu_s'])}"
             base = row.get("share_bytes") or row.get("model_bytes")
             if base and row.get("peak_added_bytes") is not None:
                 text += f" ({row['peak_added_bytes'] / base:.2f}×)"

@@ -207,11 +207,12 @@ def _limit_key(row: dict) -> tuple:
 
 def memory(row: dict) -> str:
     """The peak memory a real-model row added, against the model's bytes (or a process's share of
-    them, for torch_sharded); "" for the other ops."""
+    them, for torch_sharded, after the busiest process's CPU seconds); "" for the other ops."""
     if row.get("peak_added_bytes") is None:
         return ""
     base = row.get("share_bytes") or row["model_bytes"]
-    return f"  peak {row['peak_added_bytes'] / base:.2f}x {'share' if 'share_bytes' in row else 'model'}"
+    cpu = f"  cpu {row['cpu_s'] * 1e3:.0f}ms" if row.get("cpu_s") is not None else ""
+    return f"{cpu}  peak {row['peak_added_bytes'] / base:.2f}x {'share' if 'share_bytes' in row else 'model'}"
 
 
 def mark(noisy: bool) -> str:

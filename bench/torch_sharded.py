@@ -185,14 +185,17 @@ SHAPE, TINY = (8, 1024, 32000), (1, 64, 256)
 
 def results(variant: str, repeats: int, tiny: bool = False) -> dict:
     """The rows of ``warpinit bench --ops torch_sharded`` for ``variant`` ("N processes"): {library:
-    {"times": [...], "parameters": n, "model_bytes": b, "peak_added_bytes": p, "share_bytes": s}},
-    the times those of the slowest process of each repeat."""
+    {"times": [...], "parameters": n, "cpu_s": c, "model_bytes": b, "peak_added_bytes": p, "share_bytes": s,
+    "threads_per_process": t}}: the times those of the slowest process of each repeat, ``cpu_s`` the
+    median CPU seconds of the busiest process (the work of one process, which falls as 1/processes
+    where the wall time cannot: on a machine with fewer cores than processes x threads)."""
     processes = int(variant.split()[0])
     rows = {}
     for route in ROUTES:
         entry = measure(route, processes, TINY if tiny else SHAPE, repeats)
         rows[route] = {"times": entry["times_s"], "parameters": entry["parameters"],
-                       **{key: entry[key] for key in ("model_bytes", "peak_added_bytes", "share_bytes", "threads_per_process")}}
+                       **{key: entry[key] for key in ("cpu_s", "model_bytes", "peak_added_bytes", "share_bytes",
+                                                      "threads_per_process")}}
     return rows
 
 

@@ -165,15 +165,17 @@ def test_real_model_ops_time_every_library(models_run, op, variants):
             assert row["values_per_second"] == pytest.approx(row["work"] / row["median"])
             if op != "models":  # the memory figures beside each time
                 assert row["model_bytes"] == 4 * row["work"] and row["peak_added_bytes"] is not None
+            if op == "torch_sharded":  # and the work of the busiest process
+                assert 0 < row["cpu_s"] and row["share_bytes"] == row["model_bytes"] / int(variant.split()[0])
         label = f"{op}:{variant.replace(' processes', 'proc')}"
         lines = {line.split()[3]: line for line in stdout.splitlines() if line.split()[:1] == [label]}
         assert set(lines) == set(cases.MODEL_LIBRARIES[op])
         # warpinit's speed-up over the peer; none over warpinit's other route.
-        assert re.search(r"\d\.\d\dx\??(  peak .*)?$", lines[peer].rstrip()), lines[peer]
+        assert re.search(r"\d\.\d\dx\??(  (cpu|peak) .*)?$", lines[peer].rstrip()), lines[peer]
         for library in cases.MODEL_LIBRARIES[op][1:]:
-            assert not re.search(r"\d\.\d\dx\??(  peak .*)?$", lines[library].rstrip()), lines[library]
+            assert not re.search(r"\d\.\d\dx\??(  (cpu|peak) .*)?$", lines[library].rstrip()), lines[library]
         if op != "models":
-            assert "  peak " in lines[peer]
+            assert "  peak " in lines[peer] and ("  cpu " in lines[peer]) == (op == "torch_sharded")
     assert f"### {op}\n" in markdown
     summary = {"models": "| model | jax |", "torch_models": "| case | transformers | warpinit | warpinit-meta |",
                "torch_sharded": "| case | torch | warpinit |"}[op]
