@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import warpinit as wi
-from warpinit import _complex, _distributions
+from warpinit import _distributions
 from warpinit.kernels.philox import key_table
 
 ALPHA = 1e-3

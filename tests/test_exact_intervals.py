@@ -10,7 +10,6 @@ deterministic.
 import math
 from fractions import Fraction
 
-import ml_dtypes
 import numpy as np
 import pytest
 from scipy import stats
