@@ -1,7 +1,8 @@
 """pytest-benchmark front end of the cases in cases.py.
 
 Sampling sizes come from WARPINIT_BENCH_SIZES (default 1e7,1e8), orthogonal shapes from
-cases.ORTHOGONAL_SHAPES. With ``--benchmark-disable`` (as CI runs them) every case runs once at a
+cases.ORTHOGONAL_SHAPES. The ops that time themselves in subprocesses (``cases.SUBPROCESS_OPS``: the
+Keras and real-model ops) run through ``warpinit bench`` only. With ``--benchmark-disable`` (as CI runs them) every case runs once at a
 tiny size, so that the suites cannot rot. When timing, thread counts are equalised before any peer
 is imported (WARPINIT_BENCH_THREADS, default: all cores).
 """
@@ -21,13 +22,14 @@ def pytest_configure(config):
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    from warpinit.bench.cases import cases
+    from warpinit.bench.cases import SUBPROCESS_OPS, cases
+    from warpinit.bench.peers import OPS
 
     if metafunc.config.getoption("benchmark_disable", False):
         sizes, shapes, stack = (10**4,), ((1, 32), (4, 16)), (2, 32)
     else:
         sizes = tuple(int(float(s)) for s in os.environ.get("WARPINIT_BENCH_SIZES", "1e7,1e8").split(","))
         shapes, stack = None, None
-    selected = cases(sizes=sizes, **({"orthogonal_shapes": shapes} if shapes else {}),
+    selected = cases(tuple(op for op in OPS if op not in SUBPROCESS_OPS), sizes=sizes, **({"orthogonal_shapes": shapes} if shapes else {}),
                      **({"keras_stack": stack} if stack else {}))
     metafunc.parametrize("case", selected, ids=[c.name for c in selected])
