@@ -8,15 +8,15 @@ decoder layer, then the root) over 1, 2 and 4 CPU processes (gloo), is initializ
 - ``warpinit``: ``warpinit.torch.initialize(model, seed, device="cpu")``, which materializes the
   shards and runs the same scheme (``reset_parameters``, then ``init_weights``) on warpinit's kernels.
 
-Each (route, processes) pair runs in processes of its own, ``threads`` = cores // processes threads
-each (torch and Numba alike). Every process warms up on a tiny model (imports, kernel compilation,
+Each (route, processes) pair runs in processes of its own, with ``threads`` threads each (torch and
+Numba alike; by default cores // processes, ``--threads`` to fix it). Every process warms up on a tiny model (imports, kernel compilation,
 RNG tracker), then times ``repeats`` initializations of a freshly sharded model: wall and CPU seconds,
 and the peak resident memory the initialization added (Linux VmHWM, reset just before it). A step
 ends when its slowest process ends: the report gives, per pair, the median over repeats of the slowest
 process's time, and the largest peak among the processes next to each one's share of the model. The
 JSON report goes to stdout.
 
-    python -m warpinit.bench.torch_sharded [--processes 1,2,4] [--repeats 3] [--layers 8] [--hidden 1024]
+    python -m warpinit.bench.torch_sharded [--processes 1,2,4] [--repeats 3] [--layers 8] [--hidden 1024] [--threads 1]
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def _spawn(route: str, processes: int, shape, repeats: int, threads: int, timeou
     return ranks
 
 
-def measure(route: str, processes: int, shape, repeats: int, timeout: float = 1800) -> dict:
-    """One (route, processes) pair in ``processes`` fresh processes: the aggregated report."""
-    threads = max(1, (os.cpu_count() or 1) // processes)
+def measure(route: str, processes: int, shape, repeats: int, timeout: float = 1800, threads: int | None = None) -> dict:
+    """One (route, processes) pair in ``processes`` fresh processes of ``threads`` threads each
+    (default: the cores shared out): the aggregated report."""
+    threads = threads or max(1, (os.cpu_count() or 1) // processes)
     # Inherited by the spawned processes, and put back afterwards: the threads of each process, and a
     # fixed mmap threshold (large blocks go back to the system when freed, so that a repeat's peak is
     # its own, not hidden in memory a previous model left resident).
@@ -162,11 +163,12 @@ def measure(route: str, processes: int, shape, repeats: int, timeout: float = 18
     }
 
 
-def run(processes=(1, 2, 4), repeats: int = 3, layers: int = 8, hidden: int = 1024, vocabulary: int = 32000) -> dict:
+def run(processes=(1, 2, 4), repeats: int = 3, layers: int = 8, hidden: int = 1024, vocabulary: int = 32000,
+        threads: int | None = None) -> dict:
     """Every route on every process count: the JSON-ready report."""
     shape = (layers, hidden, vocabulary)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    runs = [measure(route, count, shape, repeats) for count in processes for route in ROUTES]
+    runs = [measure(route, count, shape, repeats, threads=threads) for count in processes for route in ROUTES]
     by = {(entry["route"], entry["processes"]): entry for entry in runs}
     ratios = {str(count): by[("torch", count)]["time_s"] / by[("warpinit", count)]["time_s"] for count in processes}
     return {
@@ -206,9 +208,11 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--vocabulary", type=int, default=32000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per process (default: the cores shared out among the processes)")
     args = parser.parse_args(argv)
     processes = tuple(int(count) for count in args.processes.split(","))
-    report = run(processes, args.repeats, args.layers, args.hidden, args.vocabulary)
+    report = run(processes, args.repeats, args.layers, args.hidden, args.vocabulary, args.threads)
     print(json.dumps(report))
     return 0
 
