@@ -2,8 +2,8 @@
 
 Sampling sizes come from WARPINIT_BENCH_SIZES (default 1e7,1e8), orthogonal shapes from
 cases.ORTHOGONAL_SHAPES. The ops that time themselves in subprocesses (``cases.SUBPROCESS_OPS``: the
-Keras and real-model ops) run through ``warpinit bench`` only. With ``--benchmark-disable`` (as CI runs them) every case runs once at a
-tiny size, so that the suites cannot rot. When timing, thread counts are equalised before any peer
+Keras and real-model ops) run through ``warpinit bench`` only. With ``--benchmark-disable`` (as CI
+runs them) every case runs once at a tiny size, so that the suites cannot rot. When timing, thread counts are equalised before any peer
 is imported (WARPINIT_BENCH_THREADS, default: all cores).
 """
 
@@ -30,6 +30,7 @@ def pytest_generate_tests(metafunc):
     else:
         sizes = tuple(int(float(s)) for s in os.environ.get("WARPINIT_BENCH_SIZES", "1e7,1e8").split(","))
         shapes, stack = None, None
-    selected = cases(tuple(op for op in OPS if op not in SUBPROCESS_OPS), sizes=sizes, **({"orthogonal_shapes": shapes} if shapes else {}),
+    ops = tuple(op for op in OPS if op not in SUBPROCESS_OPS)
+    selected = cases(ops, sizes=sizes, **({"orthogonal_shapes": shapes} if shapes else {}),
                      **({"keras_stack": stack} if stack else {}))
     metafunc.parametrize("case", selected, ids=[c.name for c in selected])

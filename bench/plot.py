@@ -2,11 +2,12 @@
 
 One panel per op: for the samplers, values/s against the number of values (log-log), one line per
 library and the memory-write limits measured in the same run (into preallocated and into fresh
-memory) as black lines; for orthogonal, GFLOP/s per stack shape with the SGEMM limit of each BLAS; for keras_model, the time to build and initialize the
-model per initializer and backend, Keras's own against warpinit's; for torch_init and jax_init, the
-time of each function, the framework's own against warpinit's face; for the real-model ops, the time
-of each model (or process count) per library. Needs matplotlib (the bench
-extra); it is imported only here, with the non-interactive Agg backend.
+memory) as black lines; for orthogonal, GFLOP/s per stack shape with the SGEMM limit of each BLAS;
+for keras_model, the time to build and initialize the model per initializer and backend, Keras's own
+against warpinit's; for torch_init and jax_init, the time of each function, the framework's own
+against warpinit's face; for the real-model ops, the time of each model (or process count) per
+library. Needs matplotlib (the bench extra); it is imported only here, with the non-interactive Agg
+backend.
 """
 
 from __future__ import annotations

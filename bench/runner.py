@@ -2,17 +2,18 @@
 
 Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
 times (the ops of ``cases.SUBPROCESS_OPS`` run in subprocesses of their own, which warm up and time
-themselves: every library of a model or backend from one call); the median is reported with the spread ((max - min) / median) in percent. A limit case (the
-machine's ceiling, ``cases.is_limit``) runs at least ``cases.LIMIT_REPEATS`` times and is reported by
-its best time: the ceiling is what the machine can do, not a typical run of a busy machine.
+themselves: every library of a model or backend from one call); the median is reported with the
+spread ((max - min) / median) in percent. A limit case (the machine's ceiling, ``cases.is_limit``)
+runs at least ``cases.LIMIT_REPEATS`` times and is reported by its best time: the ceiling is what the
+machine can do, not a typical run of a busy machine.
 
 ``compare`` derives the figures of a run, for the same op, size and dtype: the speed-up over each peer
 (the peer's median over the median of warpinit's allocating call), "% limit" (a case's rate against the
 fastest limit: the preallocated fill for sampling, the fastest SGEMM for orthogonal) and "% fresh"
 (against the fill into fresh memory, for the samplers). A limit measured for several ops (the fill of
 1e7 values for each sampler, the SGEMM for each orthogonal stack) counts by its best in the run. A
-figure whose cases spread more than ``NOISY_SPREAD`` (or a share of a limit above 100 %) is flagged: the machine was too busy for that
-ratio to measure the code.
+figure whose cases spread more than ``NOISY_SPREAD`` (or a share of a limit above 100 %) is flagged:
+the machine was too busy for that ratio to measure the code.
 """
 
 from __future__ import annotations

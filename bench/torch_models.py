@@ -6,9 +6,9 @@ Three routes per model, each in its own subprocess (fresh allocator, its own pea
 does a warm-up build of a tiny version (imports, compilation), then ``repeats`` full builds, and reports
 the times, the model's bytes and the peak resident memory the first full build added above what the
 process held before it (Linux's high-water mark, reset before the build; later builds reuse the memory
-the previous model freed). With ``--profile`` the warpinit routes also say where the time goes (construction,
-drawing, the rest); with ``--tiny`` the timed builds are of the tiny version too (a check of the
-plumbing, not a measurement).
+the previous model freed). With ``--profile`` the warpinit routes also say where the time goes
+(construction, drawing, the rest); with ``--tiny`` the timed builds are of the tiny version too (a
+check of the plumbing, not a measurement).
 
     python -m warpinit.bench.torch_models --model llama --route fast_init --repeats 3 --profile
 """
@@ -93,24 +93,25 @@ def measure(name: str, route: str, repeats: int, profile: bool, tiny: bool = Fal
 
     torch.manual_seed(0)
     _build(name, route, tiny=True)  # warm-up: imports, kernel compilation
-    times, peaks, nbytes, parameters = [], [], 0, 0
-    for _ in range(repeats):
+    times, peak, nbytes, parameters = [], None, 0, 0
+    for repeat in range(repeats):
         gc.collect()
         gc.disable()
         try:
-            resettable = memory.reset_peak()
+            # The first full build's peak: it starts from the warm-up's footprint, with no freed model
+            # to reuse.
+            resettable = repeat == 0 and memory.reset_peak()
             before = memory.status("VmRSS")
             start = time.perf_counter()
             model = _build(name, route, tiny)
             times.append(time.perf_counter() - start)
-            peaks.append(memory.status("VmHWM") - before if resettable else None)
+            if resettable:
+                peak = memory.status("VmHWM") - before
         finally:
             gc.enable()
         nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
         parameters = sum(p.numel() for p in model.parameters())
         del model
-    # The first full build's: it starts from the warm-up's footprint, with no freed model to reuse.
-    peak = peaks[0]
     report = {"model": name, "route": route, "times": times, "model_bytes": nbytes, "parameters": parameters,
               "peak_added_bytes": peak, "threads": torch.get_num_threads()}
     if profile and route != "from_config":

@@ -14,8 +14,9 @@ storage, or at the end of the context, where all pending fills go through the wh
 batched launches. A later full overwrite (another fill, ``zero_``, ``fill_``, ``copy_``) replaces it,
 so the work model code does twice - torch's ``reset_parameters`` at construction, then the model's
 own ``_init_weights`` - is drawn once, and a fill of a tensor nothing holds any more at the end (an
-output layer's own weight, replaced by the tied embedding) is not drawn at all; constant writes to a part of a pending tensor (an Embedding's
-``padding_idx`` row) are kept in order and applied after the fill. Fills of part of a storage run at
+output layer's own weight, replaced by the tied embedding) is not drawn at all; constant writes to a
+part of a pending tensor (an Embedding's ``padding_idx`` row) are kept in order and applied after the
+fill. Fills of part of a storage run at
 once. Whatever the pattern, the values are those of running the code in order.
 
 Seeds: a fill still pending at the end is drawn from ``tensor_seed(seed, name)``, ``name`` the
@@ -96,15 +97,15 @@ def _use_count(tensor) -> int:
     return torch._C._storage_Use_Count(tensor.untyped_storage()._cdata)
 
 
-def _unreachable(tensor) -> bool:
-    """Whether nothing but this context's own reference (``tensor``) holds ``tensor``'s storage: a
+def _unreachable(tensors) -> list[bool]:
+    """For each of ``tensors``, whether nothing but this context's own reference holds its storage: a
     tensor the model code dropped before the end (an output layer's weight replaced by the tied
     embedding), whose fill nobody can read. False where that cannot be known (DTensors, a torch
     without the storage's use count)."""
-    if _torch_dtensors.is_dtensor(tensor) or not hasattr(torch._C, "_storage_Use_Count"):
-        return False
-    alone = torch.empty(1, device=tensor.device)  # the count of a storage only one tensor holds
-    return _use_count(tensor) <= _use_count(alone)
+    if not hasattr(torch._C, "_storage_Use_Count"):
+        return [False] * len(tensors)
+    alone = _use_count(torch.empty(1))  # the count of a storage only one tensor holds
+    return [not _torch_dtensors.is_dtensor(tensor) and _use_count(tensor) <= alone for tensor in tensors]
 
 
 def _whole(tensor) -> bool:
@@ -218,8 +219,10 @@ class FastInit:
             return False
         if self.names is None:
             self.names = self._names_from_roots()
-        for key in [key for key, entry in self.pending.items() if _unreachable(entry.tensor)]:
-            del self.pending[key]
+        keys = list(self.pending)
+        for key, dropped in zip(keys, _unreachable([self.pending[key].tensor for key in keys])):
+            if dropped:
+                del self.pending[key]
         self.draw(list(self.pending))
         return False
 
