@@ -211,6 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per process (default: the cores shared out among the processes)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be a positive integer, got {args.threads}")
     processes = tuple(int(count) for count in args.processes.split(","))
     report = run(processes, args.repeats, args.layers, args.hidden, args.vocabulary, args.threads)
     print(json.dumps(report))
