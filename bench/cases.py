@@ -18,7 +18,8 @@ a preallocated ``out=``.
 
 The real-model ops run in subprocesses of their own (``SUBPROCESS_OPS``; the runner measures them) and
 count their work in parameters, which the subprocess reports: ``models`` (keras-hub backbones, Keras's
-own build against ``deferred()`` + ``initialize()``, per model and Keras backend), ``torch_models``
+own build against ``deferred()`` + ``initialize()``, per model and Keras backend, with the floor of any
+initializer as its "limit": the same build with a constant fill for every draw), ``torch_models``
 (transformers' ``from_config`` against it under ``fast_init`` and against a meta build +
 ``initialize``) and ``torch_sharded`` (an FSDP2-sharded Llama initialized by torch and by warpinit on
 1, 2 and 4 processes). ``tiny`` builds each at the size of its warm-up model (a check of the plumbing,
@@ -60,7 +61,7 @@ ADAPTER_VARIANTS = {
 # The real-model ops: the libraries of each (the first is the peer; the speed-ups divide by
 # "warpinit") and the models or process counts they run.
 MODEL_LIBRARIES = {
-    "models": ("keras", "warpinit"),
+    "models": ("keras", "warpinit", LIMIT),
     "torch_models": ("transformers", "warpinit", "warpinit-meta"),
     "torch_sharded": ("torch", "warpinit"),
 }

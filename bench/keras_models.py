@@ -9,12 +9,19 @@ the tiny version too, a check of the plumbing). With ``--profile`` the warpinit 
 also reports where its time goes: building the layers under ``deferred()``, and ``initialize``'s
 drawing, handing over and bookkeeping.
 
+The third library, "limit", is the floor of any whole-model initializer on the machine: the layers
+built under ``deferred()`` and every variable written once into a new tensor of the backend, by
+``initialize`` with its drawing replaced by a parallel constant fill (the same tensors, hand-over and
+bookkeeping; no random numbers). What it takes beyond the pure fill is the backend's: Keras's layers
+and the first touch of the model's fresh memory.
+
     python -m warpinit.bench.keras_models --model llama --library warpinit --repeats 3 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,6 +60,35 @@ def _config(model: str, tiny: bool) -> tuple[str, dict]:
     return name, small
 
 
+LIBRARIES = ("keras", "warpinit", "limit")
+
+
+@contextlib.contextmanager
+def _fill_instead_of_drawing():
+    """Inside: the whole-model engine writes a constant (a parallel fill of the storage) where it
+    would draw a distribution's values."""
+    import numpy as np
+
+    from warpinit import _distributions
+
+    from .cases import _parallel_fill
+
+    fill, draw = _parallel_fill(), _distributions.generate
+
+    def generate(distribution, shape, dtype, keys, device, result=None):
+        if result is None or device != "cpu":
+            return draw(distribution, shape, dtype, keys, device, result)
+        storage = {2: np.uint16, 4: np.uint32, 8: np.uint64}[result.dtype.itemsize]
+        fill(result.reshape(-1).view(storage), storage(1))
+        return result
+
+    _distributions.generate = generate
+    try:
+        yield
+    finally:
+        _distributions.generate = draw
+
+
 def _build(library: str, model: str, tiny: bool = False, profile: dict | None = None):
     import keras_hub
 
@@ -66,7 +102,11 @@ def _build(library: str, model: str, tiny: bool = False, profile: dict | None = 
     with wk.deferred():
         built = make(**config)
     middle = time.perf_counter()
-    wk.initialize(built, seed=1)
+    if library == "limit":
+        with _fill_instead_of_drawing():
+            wk.initialize(built, seed=1)
+    else:
+        wk.initialize(built, seed=1)
     if profile is not None:
         profile.setdefault("build under deferred()", []).append(middle - start)
         profile.setdefault("initialize", []).append(time.perf_counter() - middle)
@@ -133,7 +173,7 @@ def _time(library: str, model: str, repeats: int, profile: bool, tiny: bool = Fa
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=tuple(CONFIGS), required=True)
-    parser.add_argument("--library", choices=("keras", "warpinit"), required=True)
+    parser.add_argument("--library", choices=LIBRARIES, required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also report where warpinit's time goes")
     parser.add_argument("--tiny", action="store_true", help="time the tiny warm-up model (a check, not a measurement)")
@@ -166,11 +206,11 @@ def _size(variable) -> int:
 
 def run(backend: str, model: str, repeats: int, profile: bool = False, timeout: float = 3600,
         tiny: bool = False) -> dict:
-    """Both libraries on ``backend``, each from its own subprocess: {"keras": [s...], "warpinit": [s...],
-    "parameters": n, ...}."""
+    """Every library of ``LIBRARIES`` on ``backend``, each from its own subprocess: {"keras": [s...],
+    "warpinit": [s...], "limit": [s...], "parameters": n, ...}."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     report = {}
-    for library in ("keras", "warpinit"):
+    for library in LIBRARIES:
         command = [sys.executable, "-m", "warpinit.bench.keras_models", "--model", model, "--library", library,
                    "--repeats", str(repeats)] + (["--profile"] if profile else []) + (["--tiny"] if tiny else [])
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -185,7 +225,7 @@ def results(variant: str, repeats: int, tiny: bool = False) -> dict:
     {library: {"times": [...], "parameters": n}} (the first time: the cold build)."""
     model, backend = variant.split("/")
     report = run(backend, model, repeats, tiny=tiny)
-    return {library: {"times": report[library], "parameters": report["parameters"]} for library in ("keras", "warpinit")}
+    return {library: {"times": report[library], "parameters": report["parameters"]} for library in LIBRARIES}
 
 
 if __name__ == "__main__":

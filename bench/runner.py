@@ -201,7 +201,10 @@ def compare(rows: list[dict]) -> list[tuple[dict, dict]]:
 
 
 def _limit_key(row: dict) -> tuple:
-    """What a limit row measured: the same key for the same fill or GEMM, whatever op it served."""
+    """What a limit row measured: the same key for the same fill or GEMM, whatever op it served (a
+    real-model op's limit is its own model and backend's)."""
+    if row["op"] in MODEL_LIBRARIES:
+        return row["library"], row["op"], row.get("variant", ""), row.get("tiny", False)
     size = "gemm" if row["op"] == "orthogonal" else row["size"]
     return row["library"], row["dtype"], row["device"], size
 
