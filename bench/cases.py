@@ -246,7 +246,7 @@ def fill_limit(size: int, dtype: str, device: str, fresh: bool = False):
             return out
 
         return run
-    storage = {2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(kind).itemsize]
+    storage = STORAGE[np.dtype(kind).itemsize]
     fill = _parallel_fill()
     one = storage(1)
     if fresh:
@@ -255,6 +255,8 @@ def fill_limit(size: int, dtype: str, device: str, fresh: bool = False):
     return lambda: fill(preallocated, one)
 
 
+# The unsigned integer type a fill writes for values of each item size (the fill stores bits).
+STORAGE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 _FILL = None
 
 

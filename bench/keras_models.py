@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from .cases import LIMIT, MODEL_LIBRARIES
+
 # Configurations of about 100-200 M parameters (the published small sizes, or close to them).
 CONFIGS = {
     "llama": ("LlamaBackbone", dict(vocabulary_size=32000, num_layers=12, num_query_heads=16, num_key_value_heads=8,
@@ -60,25 +62,23 @@ def _config(model: str, tiny: bool) -> tuple[str, dict]:
     return name, small
 
 
-LIBRARIES = ("keras", "warpinit", "limit")
+LIBRARIES = MODEL_LIBRARIES["models"]
 
 
 @contextlib.contextmanager
 def _fill_instead_of_drawing():
     """Inside: the whole-model engine writes a constant (a parallel fill of the storage) where it
     would draw a distribution's values."""
-    import numpy as np
-
     from warpinit import _distributions
 
-    from .cases import _parallel_fill
+    from .cases import STORAGE, _parallel_fill
 
     fill, draw = _parallel_fill(), _distributions.generate
 
     def generate(distribution, shape, dtype, keys, device, result=None):
         if result is None or device != "cpu":
             return draw(distribution, shape, dtype, keys, device, result)
-        storage = {2: np.uint16, 4: np.uint32, 8: np.uint64}[result.dtype.itemsize]
+        storage = STORAGE[result.dtype.itemsize]
         fill(result.reshape(-1).view(storage), storage(1))
         return result
 
@@ -102,10 +102,7 @@ def _build(library: str, model: str, tiny: bool = False, profile: dict | None = 
     with wk.deferred():
         built = make(**config)
     middle = time.perf_counter()
-    if library == "limit":
-        with _fill_instead_of_drawing():
-            wk.initialize(built, seed=1)
-    else:
+    with _fill_instead_of_drawing() if library == LIMIT else contextlib.nullcontext():
         wk.initialize(built, seed=1)
     if profile is not None:
         profile.setdefault("build under deferred()", []).append(middle - start)

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cases import MODEL_LIBRARIES, is_limit
+from .cases import LIMIT, MODEL_LIBRARIES, is_limit
 from .runner import NOISY_MARK, NOISY_SPREAD, compare, mark, spread_of
 
 
@@ -97,8 +97,9 @@ def _keras_summary(rows: list[dict], kind: str) -> list[str]:
                 if "keras" in pair and "warpinit" in pair:
                     theirs, ours = pick(pair["keras"]), pick(pair["warpinit"])
                     text = f"{_time(theirs)} → {_time(ours)}: {theirs / ours:.1f}×"
-                    if "limit" in pair:
-                        text += f" (limit {_time(pick(pair['limit']))}: {theirs / pick(pair['limit']):.1f}×)"
+                    if LIMIT in pair:
+                        floor = pick(pair[LIMIT])
+                        text += f" (limit {_time(floor)}: {theirs / floor:.1f}×)"
                     entries.append(text)
                 else:
                     entries.append("")
