@@ -38,6 +38,8 @@ from .peers import OPS, PEERS, SAMPLING
 
 LIMIT = "limit"
 FRESH_LIMIT = "limit-fresh"
+# The real-model floor that also draws every random value's bits (uniform values, no transform).
+BITS_LIMIT = "limit-bits"
 # The SGEMM ceilings of orthogonal: library -> the module that must be installed (None: NumPy).
 GEMM_LIMITS = {LIMIT: None, "limit-scipy": "scipy", "limit-torch": "torch", "limit-jax": "jax", "limit-tf": "tensorflow"}
 # A limit is the best of at least this many repeats: the ceiling, not a typical run on a busy machine.
@@ -61,7 +63,7 @@ ADAPTER_VARIANTS = {
 # The real-model ops: the libraries of each (the first is the peer; the speed-ups divide by
 # "warpinit") and the models or process counts they run.
 MODEL_LIBRARIES = {
-    "models": ("keras", "warpinit", LIMIT),
+    "models": ("keras", "warpinit", LIMIT, BITS_LIMIT),
     "torch_models": ("transformers", "warpinit", "warpinit-meta"),
     "torch_sharded": ("torch", "warpinit"),
 }

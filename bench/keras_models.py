@@ -1,21 +1,27 @@
 """The real-model benchmark: keras-hub backbones built by Keras against deferred() + initialize().
 
-Keras fixes its backend per process, so ``run(backend, model, ...)`` starts one subprocess per
-library running this module, one after the other (neither inherits the other's allocator state or
-thread pools). Each does a warm-up build of a tiny version of the model (imports, tracing,
-compilation), then ``repeats`` builds of the full one; the first full build is the process's cold
-one (memory fresh from the OS), reported apart from the median (``--tiny``: the timed builds are of
-the tiny version too, a check of the plumbing). With ``--profile`` the warpinit side
-also reports where its time goes: building the layers under ``deferred()``, and ``initialize``'s
-drawing, handing over and bookkeeping.
+Keras fixes its backend per process, so ``run(backend, model, ...)`` measures in subprocesses running
+this module. Each first builds a tiny version of the model with every library it times (imports,
+tracing, compilation). A library's cold build, reported apart from the median, is the first full build
+of a subprocess of its own (memory fresh from the OS, no other library's allocator state). The other
+builds come from one subprocess in which every library builds the full model in turn, so that the
+ratios are of builds run side by side in one process and a busy spell of the machine falls on every
+library alike (``--tiny``: the timed builds are of the tiny version too, a check of the plumbing).
+With ``--profile`` the warpinit side also reports where its time goes: building the layers under
+``deferred()``, and ``initialize``'s drawing, handing over and bookkeeping.
 
-The third library, "limit", is the floor of any whole-model initializer on the machine: the layers
-built under ``deferred()`` and every variable written once into a new tensor of the backend, by
-``initialize`` with its drawing replaced by a parallel constant fill (the same tensors, hand-over and
-bookkeeping; no random numbers). What it takes beyond the pure fill is the backend's: Keras's layers
-and the first touch of the model's fresh memory.
+Two more libraries are floors, measured the same way:
 
-    python -m warpinit.bench.keras_models --model llama --library warpinit --repeats 3 --profile
+* "limit", the floor of any whole-model initializer on the machine: the layers built under
+  ``deferred()`` and every variable written once into a new tensor of the backend, by ``initialize``
+  with its drawing replaced by a parallel constant fill (the same tensors, hand-over and bookkeeping;
+  no random numbers). What it takes beyond the pure fill is the backend's: Keras's layers and the
+  first touch of the model's fresh memory.
+* "limit-bits", the same with every random variable drawn as uniform values from its own keys: the
+  floor of any initializer whose every value comes from its own counter-based random bits (the
+  counter contract), at the speed of warpinit's cheapest sampler, without the Gaussian transform.
+
+    python -m warpinit.bench.keras_models --model llama --library all --repeats 3 --profile
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from .cases import LIMIT, MODEL_LIBRARIES
+from .cases import BITS_LIMIT, LIMIT, MODEL_LIBRARIES
 
 # Configurations of about 100-200 M parameters (the published small sizes, or close to them).
 CONFIGS = {
@@ -66,9 +72,11 @@ LIBRARIES = MODEL_LIBRARIES["models"]
 
 
 @contextlib.contextmanager
-def _fill_instead_of_drawing():
-    """Inside: the whole-model engine writes a constant (a parallel fill of the storage) where it
-    would draw a distribution's values."""
+def _instead_of_drawing(library: str):
+    """Inside: the whole-model engine writes, where it would draw a distribution's values, a constant
+    (a parallel fill of the storage; ``LIMIT``) or uniform values from the same keys (``BITS_LIMIT``:
+    the random bits every value of the counter contract costs, and no transform; constants stay a
+    fill). Outside the CPU it draws as usual."""
     from warpinit import _distributions
 
     from .cases import STORAGE, _parallel_fill
@@ -78,6 +86,8 @@ def _fill_instead_of_drawing():
     def generate(distribution, shape, dtype, keys, device, result=None):
         if result is None or device != "cpu":
             return draw(distribution, shape, dtype, keys, device, result)
+        if library == BITS_LIMIT and distribution.random:
+            return draw(_distributions.uniform(0.0, 1.0), shape, dtype, keys, device, result)
         storage = STORAGE[result.dtype.itemsize]
         fill(result.reshape(-1).view(storage), storage(1))
         return result
@@ -102,7 +112,7 @@ def _build(library: str, model: str, tiny: bool = False, profile: dict | None = 
     with wk.deferred():
         built = make(**config)
     middle = time.perf_counter()
-    with _fill_instead_of_drawing() if library == LIMIT else contextlib.nullcontext():
+    with _instead_of_drawing(library) if library in (LIMIT, BITS_LIMIT) else contextlib.nullcontext():
         wk.initialize(built, seed=1)
     if profile is not None:
         profile.setdefault("build under deferred()", []).append(middle - start)
@@ -142,25 +152,33 @@ def _profile_initialize(model: str) -> dict:
     return result
 
 
-def _time(library: str, model: str, repeats: int, profile: bool, tiny: bool = False):
-    """Seconds of ``repeats`` builds of the full model after a tiny warm-up build; Python's cyclic
-    collector is kept out of the timed builds (as ``timeit`` does), and runs between them."""
+def _time(libraries, model: str, repeats: int, profile: bool, tiny: bool = False):
+    """Seconds of ``repeats`` builds of the full model per library, after a tiny warm-up build of
+    each. With several libraries the builds take turns (round r starts at library r, so none always
+    follows the same one), after one untimed full build that takes the process's fresh memory; the
+    same spell of a noisy machine then falls on every library. Python's cyclic collector is kept out
+    of the timed builds (as ``timeit`` does), and runs between them."""
     import keras
 
-    _build(library, model, tiny=True)
-    times, parts = [], {} if profile else None
-    for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            built = _build(library, model, tiny=tiny, profile=parts)
-            keras.ops.convert_to_numpy(built.variables[-1])  # the values exist
-            times.append(time.perf_counter() - start)
-        finally:
-            gc.enable()
-        del built
-    report = {library: times}
+    for library in libraries:
+        _build(library, model, tiny=True)
+    if len(libraries) > 1:
+        _build(libraries[0], model, tiny=tiny)
+    times, parts = {library: [] for library in libraries}, {} if profile else None
+    for round_ in range(repeats):
+        start_at = round_ % len(libraries)
+        for library in libraries[start_at:] + libraries[:start_at]:
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                built = _build(library, model, tiny=tiny, profile=parts if library == "warpinit" else None)
+                keras.ops.convert_to_numpy(built.variables[-1])  # the values exist
+                times[library].append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+            del built
+    report = dict(times)
     if profile:
         report["parts"] = parts
         report["initialize profile"] = _profile_initialize(model)
@@ -170,14 +188,16 @@ def _time(library: str, model: str, repeats: int, profile: bool, tiny: bool = Fa
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=tuple(CONFIGS), required=True)
-    parser.add_argument("--library", choices=LIBRARIES, required=True)
+    parser.add_argument("--library", choices=LIBRARIES + ("all",), required=True,
+                        help="one library, or all of them taking turns in this process")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also report where warpinit's time goes")
     parser.add_argument("--tiny", action="store_true", help="time the tiny warm-up model (a check, not a measurement)")
     args = parser.parse_args(argv)
     import keras
 
-    report = _time(args.library, args.model, args.repeats, args.profile and args.library == "warpinit", args.tiny)
+    libraries = LIBRARIES if args.library == "all" else (args.library,)
+    report = _time(libraries, args.model, args.repeats, args.profile and "warpinit" in libraries, args.tiny)
     params = _count(args.model, args.tiny)
     print(json.dumps({"backend": keras.backend.backend(), "model": args.model, "parameters": params, **report}))
     return 0
@@ -203,17 +223,28 @@ def _size(variable) -> int:
 
 def run(backend: str, model: str, repeats: int, profile: bool = False, timeout: float = 3600,
         tiny: bool = False) -> dict:
-    """Every library of ``LIBRARIES`` on ``backend``, each from its own subprocess: {"keras": [s...],
-    "warpinit": [s...], "limit": [s...], "parameters": n, ...}."""
+    """Every library of ``LIBRARIES`` on ``backend``: {"keras": [s...], "warpinit": [s...], ...,
+    "parameters": n}, ``repeats`` builds each. The first is the library's cold build, the first full
+    build of a subprocess of its own; the others come from one more subprocess in which the libraries'
+    builds take turns."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    report = {}
-    for library in LIBRARIES:
+
+    def subprocess_report(library: str, count: int, with_profile: bool) -> dict:
         command = [sys.executable, "-m", "warpinit.bench.keras_models", "--model", model, "--library", library,
-                   "--repeats", str(repeats)] + (["--profile"] if profile else []) + (["--tiny"] if tiny else [])
+                   "--repeats", str(count)] + (["--profile"] if with_profile else []) + (["--tiny"] if tiny else [])
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"keras_models {model} on {backend} failed: {result.stderr.strip().splitlines()[-3:]}")
-        report.update(json.loads(result.stdout.strip().splitlines()[-1]))
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    report = {}
+    for library in LIBRARIES:
+        report.update(subprocess_report(library, 1, profile and repeats == 1 and library == "warpinit"))
+    if repeats > 1:
+        turns = subprocess_report("all", repeats - 1, profile)
+        for library in LIBRARIES:
+            turns[library] = report[library] + turns[library]
+        report.update(turns)
     return report
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cases import LIMIT, MODEL_LIBRARIES, is_limit
+from .cases import BITS_LIMIT, LIMIT, MODEL_LIBRARIES, is_limit
 from .runner import NOISY_MARK, NOISY_SPREAD, compare, mark, spread_of
 
 
@@ -78,8 +78,9 @@ def _keras_summary(rows: list[dict], kind: str) -> list[str]:
     """keras_model (or models) as a table of initializer (model) x backend: Keras's median build ->
     warpinit's, with the speed-up, and below it the same for the cold build (``times[0]``: the
     process's first build of the full model, on memory fresh from the OS). Where the op measured its
-    limit (the floor of any initializer), each cell ends with the limit's build of the same kind
-    (median, cold) and the speed-up over Keras that it leaves room for."""
+    floors ("limit": of any initializer; "limit-bits": of any that draws every value's random bits),
+    each cell ends with their builds of the same kind (median, cold) and the speed-up over Keras that
+    each leaves room for."""
     cells: dict[tuple[str, str], dict[str, dict]] = {}
     for row in rows:
         initializer, backend = row["variant"].split("/")
@@ -97,9 +98,10 @@ def _keras_summary(rows: list[dict], kind: str) -> list[str]:
                 if "keras" in pair and "warpinit" in pair:
                     theirs, ours = pick(pair["keras"]), pick(pair["warpinit"])
                     text = f"{_time(theirs)} → {_time(ours)}: {theirs / ours:.1f}×"
-                    if LIMIT in pair:
-                        floor = pick(pair[LIMIT])
-                        text += f" (limit {_time(floor)}: {theirs / floor:.1f}×)"
+                    floors = [f"{name} {_time(pick(pair[name]))}: {theirs / pick(pair[name]):.1f}×"
+                              for name in (LIMIT, BITS_LIMIT) if name in pair]
+                    if floors:
+                        text += f" ({'; '.join(floors)})"
                     entries.append(text)
                 else:
                     entries.append("")
