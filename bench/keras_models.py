@@ -36,6 +36,7 @@ import sys
 import time
 
 from .cases import BITS_LIMIT, LIMIT, MODEL_LIBRARIES
+from .runner import SETTLE_SECONDS
 
 # Configurations of about 100-200 M parameters (the published small sizes, or close to them).
 CONFIGS = {
@@ -156,8 +157,10 @@ def _time(libraries, model: str, repeats: int, profile: bool, tiny: bool = False
     """Seconds of ``repeats`` builds of the full model per library, after a tiny warm-up build of
     each. With several libraries the builds take turns (round r starts at library r, so none always
     follows the same one), after one untimed full build that takes the process's fresh memory; the
-    same spell of a noisy machine then falls on every library. Python's cyclic collector is kept out
-    of the timed builds (as ``timeit`` does), and runs between them."""
+    same spell of a noisy machine then falls on every library, and each build waits ``SETTLE_SECONDS``
+    for the previous one's thread pools (torch's OpenMP, TensorFlow's, XLA's, Numba's) to stop
+    spinning. Python's cyclic collector is kept out of the timed builds (as ``timeit`` does), and runs
+    between them."""
     import keras
 
     for library in libraries:
@@ -169,6 +172,8 @@ def _time(libraries, model: str, repeats: int, profile: bool, tiny: bool = False
         start_at = round_ % len(libraries)
         for library in libraries[start_at:] + libraries[:start_at]:
             gc.collect()
+            if len(libraries) > 1:  # the last build's thread pools stop spinning before the next starts
+                time.sleep(SETTLE_SECONDS)
             gc.disable()
             try:
                 start = time.perf_counter()
