@@ -163,16 +163,17 @@ def _time(libraries, model: str, repeats: int, profile: bool, tiny: bool = False
     between them."""
     import keras
 
+    taking_turns = len(libraries) > 1
     for library in libraries:
         _build(library, model, tiny=True)
-    if len(libraries) > 1:
+    if taking_turns:
         _build(libraries[0], model, tiny=tiny)
     times, parts = {library: [] for library in libraries}, {} if profile else None
     for round_ in range(repeats):
         start_at = round_ % len(libraries)
         for library in libraries[start_at:] + libraries[:start_at]:
             gc.collect()
-            if len(libraries) > 1:  # the last build's thread pools stop spinning before the next starts
+            if taking_turns:  # the last build's thread pools stop spinning before the next starts
                 time.sleep(SETTLE_SECONDS)
             gc.disable()
             try:
