@@ -10,7 +10,8 @@ Numba fixes the CPU name for a whole process, so each tuning compiles in a subpr
 (``NUMBA_CPU_NAME=<name>`` and ``NUMBA_CPU_FEATURES`` = the host's features; ``--avx2`` adds a
 run with every AVX-512 feature removed, an AVX2-only CPU) with a fresh cache directory. For each it counts, in the
 assembly, the instructions that use zmm (512-bit) and ymm (256-bit) registers and the 64-bit lane
-multiplies (``vpmuludq``: 32 x 32 -> 64 bits; ``vpmullq``: a full 64-bit product, slow on Intel) of:
+multiplies (``vpmuludq``: 32 x 32 -> 64 bits; ``vpmullq``: a full 64-bit product, slow on Intel) and
+the compresses of the redraw pass's scan (``vpcompressq``, AVX-512 only; ``kernels/compress.py``) of:
 
 * ``span``: the float32 fill span (the uniform, normal and truncated-normal loops with their redraw
   pass);
@@ -50,6 +51,7 @@ def counts(asm: str) -> dict:
         "ymm": sum("%ymm" in line for line in lines),
         "vpmuludq": sum(bool(re.match(r"\tvpmuludq\b", line)) for line in lines),
         "vpmullq": sum(bool(re.match(r"\tvpmullq\b", line)) for line in lines),
+        "vpcompressq": sum(bool(re.match(r"\tvpcompressq\b", line)) for line in lines),
     }
 
 
@@ -57,9 +59,26 @@ def _asm(dispatcher) -> str:
     return "\n".join(dispatcher.inspect_asm(signature) for signature in dispatcher.signatures)
 
 
+def drawn_digest() -> str:
+    """SHA-256 of values the fill kernels draw (truncated normals of every output kind, sizes that
+    end inside a tile and inside a scan step, narrow and wide bounds): equal under every target."""
+    import hashlib
+
+    import warpinit as wi
+
+    digest = hashlib.sha256()
+    for dtype in ("float32", "float64", "bfloat16"):
+        for lower, upper in ((-2.0, 2.0), (-0.1, 0.3), (1.5, 4.0)):
+            for size in (7, 16389, 40001):
+                values = np.ascontiguousarray(wi.truncated_normal(size, lower=lower, upper=upper, dtype=dtype, seed=size))
+                digest.update(values.view(np.uint8).tobytes())
+    return digest.hexdigest()
+
+
 def inspect(parts=("span", "small", "plain")) -> dict:
-    """The counts of each part, compiled in this process (with its tuning). Call it with a fresh
-    NUMBA_CACHE_DIR: a kernel loaded from the cache has no assembly to inspect."""
+    """The counts of each part, compiled in this process (with its tuning); with "bits" in
+    ``parts``, also ``drawn_digest()``. Call it with a fresh NUMBA_CACHE_DIR: a kernel loaded from
+    the cache has no assembly to inspect."""
     import numba
     import warpinit as wi
     from warpinit.kernels import fill_cpu, orthogonal
@@ -78,6 +97,8 @@ def inspect(parts=("span", "small", "plain")) -> dict:
             function = compile_(_plain_loop)
             function(x, np.empty_like(x))
             report[name] = counts(_asm(function))
+    if "bits" in parts:
+        report["bits"] = drawn_digest()
     return report
 
 
@@ -113,12 +134,12 @@ def run_child(cpu: str | None, features: str | None = None, parts=("span", "smal
 
 def table(reports: list[dict]) -> str:
     parts = ("span", "small", "plain njit", "cpu_jit")
-    lines = ["| tuning | " + " | ".join(f"{p}: zmm / ymm" for p in parts) + " | span: vpmuludq / vpmullq |",
-             "|---|" + "---|" * (len(parts) + 1)]
+    lines = ["| tuning | " + " | ".join(f"{p}: zmm / ymm" for p in parts) + " | span: vpmuludq / vpmullq | span: vpcompressq |",
+             "|---|" + "---|" * (len(parts) + 2)]
     for report in reports:
         cells = [f"{report[p]['zmm']} / {report[p]['ymm']}" if p in report else "" for p in parts]
         span = report.get("span", {})
-        lines.append(f"| {report['label']} | " + " | ".join(cells) + f" | {span.get('vpmuludq', '')} / {span.get('vpmullq', '')} |")
+        lines.append(f"| {report['label']} | " + " | ".join(cells) + f" | {span.get('vpmuludq', '')} / {span.get('vpmullq', '')} | {span.get('vpcompressq', '')} |")
     return "\n".join(lines)
 
 

@@ -53,6 +53,7 @@ from numba.core import caching, compiler
 
 __all__ = [
     "DiskCache",
+    "avx512",
     "cpu_jit",
     "shared",
     "shared_intrinsic",
@@ -105,6 +106,16 @@ def _wide_context(context):
     return wide
 
 
+def avx512(codegen=None) -> bool:
+    """Whether ``codegen`` (by default that of Numba's CPU target, which ``cpu_jit`` compiles with)
+    emits code for a CPU with AVX-512 F: the host's features, or ``NUMBA_CPU_FEATURES`` when set."""
+    if codegen is None:
+        from numba.core.registry import cpu_target
+
+        codegen = cpu_target.target_context.codegen()
+    return "+avx512f" in codegen.magic_tuple()[2].split(",")
+
+
 _BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions it calls) open it once
 
 
@@ -112,7 +123,7 @@ _BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions i
 def _maximized_bandwidth(codegen):
     """LLVM's vectoriser sizes loops by their narrowest type while this is open, if ``codegen``
     targets AVX-512 (see the module docstring). Numba holds its compiler lock throughout."""
-    if "+avx512f" not in codegen.magic_tuple()[2].split(","):
+    if not avx512(codegen):
         yield
         return
     if _BANDWIDTH_DEPTH[0] == 0:

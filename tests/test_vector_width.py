@@ -1,6 +1,7 @@
 """warpinit's CPU kernels use the CPU's widest vectors whatever LLVM's tuning prefers; other Numba
 code compiles as it would without warpinit. Read from the assembly of a subprocess compiled with an
-Intel server tuning (which prefers 256-bit vectors), the host's features kept."""
+Intel server tuning (which prefers 256-bit vectors), the host's features kept. The values drawn are
+the same under every target: an AVX2-only one, an Intel tuning, the host's own."""
 
 import llvmlite.binding as ll
 import pytest
@@ -13,15 +14,19 @@ HAS_AVX512 = IS_X86 and "+avx512f" in ll.get_host_cpu_features().flatten().split
 
 @pytest.mark.skipif(not HAS_AVX512, reason="the host has no AVX-512")
 def test_kernels_are_wide_under_an_intel_tuning_and_other_numba_code_is_not_changed():
-    report = vector_width.run_child("sapphirerapids", vector_width.host_features(), parts=("span", "plain"))
+    report = vector_width.run_child("sapphirerapids", vector_width.host_features(), parts=("span", "plain", "bits"))
     span = report["span"]
     assert span["zmm"] > span["ymm"] / 2  # the sampler loops run on zmm (before: a handful of zmm)
     assert span["vpmuludq"] > 0 and span["vpmullq"] == 0  # Philox's products are 32 x 32 -> 64 bits
+    assert span["vpcompressq"] > 0  # the redraw pass's scan, eight elements a step
+    assert report["bits"] == vector_width.drawn_digest()
     assert report["cpu_jit"]["zmm"] > 0
     assert report["plain njit"]["zmm"] == 0 and report["plain njit"]["ymm"] > 0  # the tuning's own choice
 
 
 @pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
 def test_avx2_target_gets_256_bit_code():
-    report = vector_width.run_child("haswell", vector_width.avx2_features(), parts=("plain",))
+    report = vector_width.run_child("haswell", vector_width.avx2_features(), parts=("span", "plain", "bits"))
     assert report["cpu_jit"]["zmm"] == 0 and report["cpu_jit"]["ymm"] > 0
+    assert report["span"]["zmm"] == 0 and report["span"]["vpcompressq"] == 0  # the scalar scan
+    assert report["bits"] == vector_width.drawn_digest()  # the same values as the host's code
