@@ -74,74 +74,82 @@ def _rejected(good):
     return np.int64(1) - np.int64(good)
 
 
+@_kernel
+def _count(rejected, good):
+    """``rejected`` plus 1 if the candidate was rejected, as int32 (branch-free). The vectorised
+    group loops count in 32-bit lanes, as wide as their float32 outputs, not in 64-bit ones (which
+    took twice the mask conversions and subtractions); a span holds at most ``TILE`` elements."""
+    return np.int32(rejected + np.int32(1) - np.int32(good))
+
+
 # Pass 1: whole groups, vectorised ------------------------------------------------------------------
 
 
 def _groups_uniform24(out, o, g0, g1, k0, k1, stream, p, fmt):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         base = np.uint64(o + 4 * (g - g0))
-        rejected += _rejected(emit(out, base, uniform24(w0), True, p, fmt))
-        rejected += _rejected(emit(out, base + _U1, uniform24(w1), True, p, fmt))
-        rejected += _rejected(emit(out, base + _U2, uniform24(w2), True, p, fmt))
-        rejected += _rejected(emit(out, base + _U3, uniform24(w3), True, p, fmt))
+        rejected = _count(rejected, emit(out, base, uniform24(w0), True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U1, uniform24(w1), True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U2, uniform24(w2), True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U3, uniform24(w3), True, p, fmt))
     return rejected
 
 
 def _groups_normal24(out, o, g0, g1, k0, k1, stream, p, fmt):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         c0, s0 = box_muller24(w0, w1)
         c1, s1 = box_muller24(w2, w3)
         base = np.uint64(o + 4 * (g - g0))
-        rejected += _rejected(emit(out, base, c0, True, p, fmt))
-        rejected += _rejected(emit(out, base + _U1, s0, True, p, fmt))
-        rejected += _rejected(emit(out, base + _U2, c1, True, p, fmt))
-        rejected += _rejected(emit(out, base + _U3, s1, True, p, fmt))
+        rejected = _count(rejected, emit(out, base, c0, True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U1, s0, True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U2, c1, True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U3, s1, True, p, fmt))
     return rejected
 
 
 def _groups_robert24(out, o, g0, g1, k0, k1, stream, p, fmt, method):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         z0, ok0 = robert24(method, w0, w1, p[4], p[5], p[6], p[7], p[8])
         z1, ok1 = robert24(method, w2, w3, p[4], p[5], p[6], p[7], p[8])
         base = np.uint64(o + 2 * (g - g0))
-        rejected += _rejected(emit(out, base, z0, ok0, p, fmt))
-        rejected += _rejected(emit(out, base + _U1, z1, ok1, p, fmt))
+        rejected = _count(rejected, emit(out, base, z0, ok0, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U1, z1, ok1, p, fmt))
     return rejected
 
 
 def _groups_uniform53(out, o, g0, g1, k0, k1, stream, p, fmt):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         base = np.uint64(o + 2 * (g - g0))
-        rejected += _rejected(emit(out, base, uniform53(w0, w1), True, p, fmt))
-        rejected += _rejected(emit(out, base + _U1, uniform53(w2, w3), True, p, fmt))
+        rejected = _count(rejected, emit(out, base, uniform53(w0, w1), True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U1, uniform53(w2, w3), True, p, fmt))
     return rejected
 
 
 def _groups_normal53(out, o, g0, g1, k0, k1, stream, p, fmt):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         c, s = box_muller53(w0, w1, w2, w3)
         base = np.uint64(o + 2 * (g - g0))
-        rejected += _rejected(emit(out, base, c, True, p, fmt))
-        rejected += _rejected(emit(out, base + _U1, s, True, p, fmt))
+        rejected = _count(rejected, emit(out, base, c, True, p, fmt))
+        rejected = _count(rejected, emit(out, base + _U1, s, True, p, fmt))
     return rejected
 
 
 def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
-    rejected = 0
+    rejected = np.int32(0)
     for g in range(g0, g1):
         w0, w1, w2, w3 = philox_group(np.uint64(g), stream, _U0, k0, k1)
         z, ok = robert53(method, w0, w1, w2, w3, p[4], p[5], p[6], p[7], p[8])
-        rejected += _rejected(emit(out, np.uint64(o + (g - g0)), z, ok, p, fmt))
+        rejected = _count(rejected, emit(out, np.uint64(o + (g - g0)), z, ok, p, fmt))
     return rejected
 
 
