@@ -132,14 +132,47 @@ def reflectors_cpu(g, tau):
         _member_reflectors(g[b], tau[b], np.empty(g.shape[2], dtype=g.dtype))
 
 
+@_kernel
+def _add_scaled_row(acc, t, d, x):
+    """acc[:d] += t[d, :d] * x: one term of ``larft_entry`` for every row above d (vectorised)."""
+    row = t[d]
+    for c in range(np.uint64(d)):
+        acc[c] += row[c] * x
+
+
+@_kernel
+def _larft_member_rows(gram, tau, t, acc):
+    """``larft_member`` computed a column of T at a time across its rows, bit for bit the same T.
+
+    Entry (c, r) is ``larft_entry``'s sum, its terms added in the same order, but the sums of all
+    c < r advance together, so the loop over c vectorises (the entries of one column are
+    independent). Column d of T is read as row d of its mirror in t's strictly lower triangle,
+    which is zeroed at the end. acc: scratch of b entries."""
+    b = t.shape[0]
+    t[:, :] = 0
+    for r in range(b):
+        t[r, r] = tau[r]
+        for c in range(r):
+            acc[c] = t[c, c] * gram[c, r]
+        for d in range(1, r):
+            _add_scaled_row(acc, t, d, gram[d, r])
+        for c in range(r):
+            t[c, r] = -tau[r] * acc[c]
+            t[r, c] = t[c, r]
+    for r in range(b):
+        for c in range(r):
+            t[r, c] = 0
+
+
 @cpu_jit(cache=True)
 def larft_cpu(gram, tau, t):
     """``larft_member`` for every member: gram (B, b, b), tau (B, b), t (B, b, b).
 
     Serial on purpose: it runs between OpenBLAS GEMMs, and a parallel Numba region there leaves its
     worker threads spinning against OpenBLAS's (twice the time for a 2048^2 matrix)."""
+    acc = np.empty(gram.shape[1], dtype=t.dtype)
     for b in range(gram.shape[0]):
-        larft_member(gram[b], tau[b], t[b], gram.shape[1])
+        _larft_member_rows(gram[b], tau[b], t[b], acc)
 
 
 # The small-matrix loops may contract multiply-adds into FMAs: Q depends on the order of floating

@@ -114,6 +114,29 @@ def test_batch_drawn_per_worker_equals_the_gemm_path_on_the_same_gaussians(n, m,
     assert _orthogonality_error(ours[2]) < TOLERANCE[np.dtype(dtype).name]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_larft_by_rows_is_the_entrywise_larft_bit_for_bit(dtype):
+    from warpinit.kernels import orthogonal
+    from warpinit.kernels._jit import cpu_jit
+
+    @cpu_jit()
+    def entrywise(gram, tau, t):
+        for b in range(gram.shape[0]):
+            orthogonal.larft_member(gram[b], tau[b], t[b], gram.shape[1])
+
+    rng = np.random.default_rng(4)
+    for width in (1, 2, 5, 17, 128):
+        v = np.tril(rng.standard_normal((3, 2 * width + 7, width)), -1).astype(dtype)
+        v[:, np.arange(width), np.arange(width)] = 1
+        gram = np.matmul(v.swapaxes(1, 2), v)
+        tau = (2 / np.einsum("bij,bij->bj", v, v)).astype(dtype)
+        expected, found = np.full_like(gram, np.nan), np.full_like(gram, np.nan)
+        entrywise(gram, tau, expected)
+        orthogonal.larft_cpu(gram, tau, found)
+        np.testing.assert_array_equal(found.view(np.uint8), expected.view(np.uint8))
+        assert not np.tril(found, -1).any()
+
+
 def test_same_call_same_bits_and_threads_agree(tmp_path):
     code = (
         "import hashlib, numpy as np, warpinit as wi\n"
