@@ -2,8 +2,8 @@
 
 The redraw pass of ``fill_cpu`` starts by listing the offsets of the sentinels that the first pass
 left in a tile (``fill_cpu._find_pending_template``). Element by element, each found offset's slot
-depends on the count before it, so that loop stays scalar and costs as much as a third of the first
-pass. ``compress_pending`` does eight elements per step: it loads eight outputs, compares them with
+depends on the count before it, so that loop stays scalar and costs half as much as the whole first
+pass, or more. ``compress_pending`` does eight elements per step: it loads eight outputs, compares them with
 the sentinel in one vector compare (a mask of eight bits), packs the offsets of the set lanes to the
 front of a vector with ``vpcompressq`` (register form: the memory form is microcoded on some AMD
 cores) and stores all eight lanes at the list's end, of which the first popcount(mask) count.
@@ -27,6 +27,7 @@ BLOCK = 8  # elements per step; also the slack the offsets list needs past its l
 _I1, _I8, _I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 _LANES = ir.VectorType(_I64, BLOCK)
 _MASK = ir.VectorType(_I1, BLOCK)
+_BROADCAST = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)  # lane 0 into every lane
 
 
 @intrinsic
@@ -58,10 +59,10 @@ def compress_pending(typingctx, out, o, j, offsets, n):
         else:
             mask = builder.fcmp_unordered("uno", loaded, loaded)
         first = builder.insert_element(ir.Constant(_LANES, None), j, ir.Constant(_I64, 0))
-        first = builder.shuffle_vector(first, ir.Constant(_LANES, None), ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK))
+        first = builder.shuffle_vector(first, ir.Constant(_LANES, None), _BROADCAST)
         lanes = builder.add(first, ir.Constant(_LANES, list(range(BLOCK))))
-        compress = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(_LANES, [_LANES, _LANES, _MASK]), "llvm.x86.avx512.mask.compress.v8i64")
+        compress = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_LANES, [_LANES, _LANES, _MASK]),
+                                                  "llvm.x86.avx512.mask.compress.v8i64")
         packed = builder.call(compress, [lanes, ir.Constant(_LANES, [0] * BLOCK), mask])
         slots = context.make_array(sig.args[3])(context, builder, offset_list).data
         builder.store(packed, builder.bitcast(builder.gep(slots, [n]), _LANES.as_pointer()), align=8)
