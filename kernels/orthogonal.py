@@ -142,7 +142,8 @@ def _add_scaled_row(acc, t, d, x):
 
 @_kernel
 def _larft_member_rows(gram, tau, t, acc):
-    """``larft_member`` computed a column of T at a time across its rows, bit for bit the same T.
+    """``larft_member`` computed a column of T at a time across its rows: the same T, bit for bit,
+    as ``larft_entry``'s sums with every product and sum rounded on its own.
 
     Entry (c, r) is ``larft_entry``'s sum, its terms added in the same order, but the sums of all
     c < r advance together, so the loop over c vectorises (the entries of one column are
@@ -169,7 +170,10 @@ def larft_cpu(gram, tau, t):
     """``larft_member`` for every member: gram (B, b, b), tau (B, b), t (B, b, b).
 
     Serial on purpose: it runs between OpenBLAS GEMMs, and a parallel Numba region there leaves its
-    worker threads spinning against OpenBLAS's (twice the time for a 2048^2 matrix)."""
+    worker threads spinning against OpenBLAS's (twice the time for a 2048^2 matrix). It does not call
+    ``larft_member``: Numba compiled that one with the fast-math flags of its first caller and kept
+    the code for the signature, so after the small-matrix kernel (which contracts multiply-adds)
+    it has fused multiply-adds, and T would depend on which caller compiled first."""
     acc = np.empty(gram.shape[1], dtype=t.dtype)
     for b in range(gram.shape[0]):
         _larft_member_rows(gram[b], tau[b], t[b], acc)
