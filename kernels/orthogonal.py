@@ -148,9 +148,8 @@ def _larft_member_rows(gram, tau, t, acc):
     Entry (c, r) is ``larft_entry``'s sum, its terms added in the same order, but the sums of all
     c < r advance together, so the loop over c vectorises (the entries of one column are
     independent). Column d of T is read as row d of its mirror in t's strictly lower triangle,
-    which is zeroed at the end. acc: scratch of b entries."""
+    which is zeroed at the end (every entry of t is written). acc: scratch of b entries."""
     b = t.shape[0]
-    t[:, :] = 0
     for r in range(b):
         t[r, r] = tau[r]
         for c in range(r):
