@@ -433,17 +433,21 @@ def accumulate(v, tau, xp, larft, block=BLOCK):
 
 
 def accumulate_blas(v, tau, block=BLOCK, q=None):
-    """``accumulate`` on the CPU through ``blas.gemm``: the trailing update C -= V W runs in place on
-    the strided view of Q (beta = 1), with no temporary and no second pass over C. Same arithmetic
-    as ``accumulate`` member by member, so both give the same Q up to the BLAS's rounding. ``q``, if
-    given, receives the result (B, n, m)."""
+    """``accumulate`` on the CPU through ``blas.gemm``, writing Q in place with no zero fill first.
+
+    Before the panel of columns j0:j1 is applied, the columns already formed (j1 on) are zero in
+    every row above j1: so W = V^T C skips those rows (V2^T C2, V2 the panel's rows from j1), and
+    the panel writes its top rows of C (-V1 T W, beta = 0) instead of updating zeros; only
+    C2 -= V2 T W updates in place (beta = 1) on the strided view of Q. Every entry of Q is written
+    by exactly one beta = 0 product before any update reads it, so ``q`` need not be initialised
+    (its fresh pages are first touched by the BLAS's threads). Same arithmetic as ``accumulate``
+    member by member but for the products with those zeros, so both give the same Q up to the
+    BLAS's rounding. ``q``, if given, receives the result (B, n, m)."""
     from .blas import gemm
 
     batch, n, m = v.shape
     if q is None:
-        q = np.zeros_like(v)
-    else:
-        q[...] = 0
+        q = np.empty_like(v)
     w = np.empty((block, m), dtype=v.dtype)
     tw = np.empty((block, m), dtype=v.dtype)
     t = np.empty((1, block, block), dtype=v.dtype)
@@ -452,16 +456,19 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
             j1 = min(j0 + block, m)
             width = j1 - j0
             panel = v[member, j0:, j0:j1]
+            top, lower = panel[:width], panel[width:]  # V1 (unit lower triangular), V2
             factor = t[:, :width, :width]
             larft_cpu((panel.T @ panel)[None], np.ascontiguousarray(tau[member : member + 1, j0:j1]), factor)
             if j1 < m:
-                trailing = q[member, j0:, j1:]
-                gemm(1.0, panel, trailing, 0.0, w[:width, : m - j1], transpose_a=True)  # W = V^T C
-                gemm(1.0, factor[0], w[:width, : m - j1], 0.0, tw[:width, : m - j1])  # W = T W
-                gemm(-1.0, panel, tw[:width, : m - j1], 1.0, trailing)  # C -= V W
-            top = factor[0] @ panel[:width].T  # T V1^T
+                trailing = q[member, j1:, j1:]  # C2; the rows j0:j1 of C are zero
+                product, scaled = w[:width, : m - j1], tw[:width, : m - j1]
+                gemm(1.0, lower, trailing, 0.0, product, transpose_a=True)  # W = V2^T C2
+                gemm(1.0, factor[0], product, 0.0, scaled)  # T W
+                gemm(-1.0, top, scaled, 0.0, q[member, j0:j1, j1:])  # C1 = -V1 T W
+                gemm(-1.0, lower, scaled, 1.0, trailing)  # C2 -= V2 T W
+            # The panel's own columns: (I - V T V^T) E = E - V (T V1^T).
             own = q[member, j0:, j0:j1]
-            gemm(-1.0, panel, top, 0.0, own)
+            gemm(-1.0, panel, factor[0] @ top.T, 0.0, own)
             own[:width] += np.eye(width, dtype=v.dtype)
     return q
 

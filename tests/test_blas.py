@@ -52,6 +52,21 @@ def test_blas_and_array_api_accumulations_agree(dtype):
     assert np.abs(np.matmul(m.swapaxes(1, 2), m) - np.eye(170)).max() < (2e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("n, m", [(300, 170), (256, 256), (257, 129)])
+def test_blas_accumulation_writes_every_entry_of_q(n, m):
+    """Q is written in place without a zero fill: whatever ``q`` held before (NaN here) is gone, and
+    the result is the one of a fresh array."""
+    rng = np.random.default_rng(2)
+    g = rng.standard_normal((2, n, m)).astype(np.float32)
+    tau = np.empty((2, m), np.float32)
+    orthogonal.reflectors_cpu(g, tau)
+    fresh = orthogonal.accumulate_blas(g, tau, block=64)
+    stale = orthogonal.accumulate_blas(g, tau, block=64, q=np.full((2, n, m), np.nan, np.float32))
+    np.testing.assert_array_equal(stale, fresh)
+    q = fresh.astype(np.float64)
+    assert np.abs(np.matmul(q.swapaxes(1, 2), q) - np.eye(m)).max() < 2e-5
+
+
 def test_the_gemm_path_uses_numpys_own_blas_whatever_is_loaded_before(tmp_path):
     """Q's rounding depends on the BLAS: it must not change when another OpenBLAS (SciPy's) is loaded
     before NumPy's."""
