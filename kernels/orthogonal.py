@@ -103,33 +103,52 @@ def larft_member(gram, tau, t, b):
 # CPU kernels --------------------------------------------------------------------------------------
 
 
-@_kernel
-def _member_reflectors(g, tau, sums):
+REFLECTOR_ROWS = 128  # rows per partial column sum of the reflectors
+
+
+def _member_reflectors_template(g, tau):
     """Overwrite one member's Gaussians g (n, m) with its reflectors V (unit diagonal, zero above);
-    tau (m,) receives the taus. Row-wise, so that a large member streams through memory once."""
+    tau (m,) receives the taus. Row-wise, so that a large member streams through memory once.
+
+    Column k's sum of squares (rows k+1.. of g) is added up in fixed chunks of REFLECTOR_ROWS rows
+    and the chunks' sums then in chunk order: the same sums, and the same V, whether one thread or
+    all of them (``member_reflectors_cpu``) run the chunks. Chunks go out from both ends in turn
+    (rows grow longer down a member's triangle), so equal shares of them hold equal work."""
     n, m = g.shape
+    chunks = max((n - 1 + REFLECTOR_ROWS - 1) // REFLECTOR_ROWS, 1)  # rows 1..n-1
+    partial = np.zeros((chunks, m), dtype=g.dtype)
+    for task in prange(chunks):
+        c = task // 2 if task % 2 == 0 else chunks - 1 - task // 2
+        sums = partial[c]
+        for i in range(1 + c * REFLECTOR_ROWS, min(1 + (c + 1) * REFLECTOR_ROWS, n)):
+            for k in range(min(i, m)):
+                sums[k] += g[i, k] * g[i, k]
+    scale = np.empty(m, dtype=g.dtype)
     for k in range(m):
-        sums[k] = 0
-    for i in range(1, n):
+        s = partial[0, k]
+        for c in range(1, chunks):
+            s += partial[c, k]
+        u0, tau[k] = householder(g[k, k], s)
+        scale[k] = 1 / u0
+    for i in prange(n):
         for k in range(min(i, m)):
-            sums[k] += g[i, k] * g[i, k]
-    for k in range(m):
-        u0, tau[k] = householder(g[k, k], sums[k])
-        sums[k] = 1 / u0  # reused: the scale of column k
-    for i in range(n):
-        for k in range(min(i, m)):
-            g[i, k] *= sums[k]
+            g[i, k] *= scale[k]
         if i < m:
             g[i, i] = 1
             for k in range(i + 1, m):
                 g[i, k] = 0
 
 
+# One member on the calling thread (inside the batch kernels), and one large member on every thread.
+_member_reflectors = _kernel(_member_reflectors_template)
+member_reflectors_cpu = _parallel(_member_reflectors_template)
+
+
 @_parallel
 def reflectors_cpu(g, tau):
     """``_member_reflectors`` for every member of g (B, n, m) in parallel; tau is (B, m)."""
     for b in prange(g.shape[0]):
-        _member_reflectors(g[b], tau[b], np.empty(g.shape[2], dtype=g.dtype))
+        _member_reflectors(g[b], tau[b])
 
 
 @_kernel
@@ -291,7 +310,7 @@ def small_from_gaussians_cpu(g, tau, q):
     CUDA one-block kernel is compared with."""
     batch, n, m = g.shape
     for b in prange(batch):
-        _member_reflectors(g[b], tau[b], np.empty(m, dtype=g.dtype))
+        _member_reflectors(g[b], tau[b])
         _member_small(g[b], tau[b], q[b], *_scratch(m, g.dtype))
 
 
@@ -317,7 +336,7 @@ def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
         q = np.empty((n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
         _member_gaussians(g, keys[b, 0], keys[b, 1], keys[b, 2], group, p)
-        _member_reflectors(g, tau, np.empty(m, dtype=compute_dtype))
+        _member_reflectors(g, tau)
         _member_small(g, tau, q, *_scratch(m, compute_dtype))
         store(out[b], q, gain, transpose, fmt)
 
@@ -512,7 +531,10 @@ def haar_cpu(g, q=None):
     batch, n, m = g.shape
     tau = np.empty((batch, m), dtype=g.dtype)
     with threads.parallel_section():
-        reflectors_cpu(g, tau)
+        if batch == 1:  # one matrix: its rows over the threads
+            member_reflectors_cpu(g[0], tau[0])
+        else:
+            reflectors_cpu(g, tau)
     if q is None:
         q = np.empty_like(g)
     if batch_workers(batch) == 1:
@@ -548,10 +570,9 @@ def haar_keys_cpu(keys, q):
     def run(members):
         g = np.empty((1, n, m), dtype=q.dtype)
         tau = np.empty((1, m), dtype=q.dtype)
-        sums = np.empty(m, dtype=q.dtype)
         for b in members:
             draw(g[0], keys[b, 0], keys[b, 1], keys[b, 2], group, normal.params)
-            _member_reflectors(g[0], tau[0], sums)
+            _member_reflectors(g[0], tau[0])
             _accumulated(g, tau, q[b : b + 1])
 
     _over_workers(batch, run)

@@ -114,6 +114,31 @@ def test_batch_drawn_per_worker_equals_the_gemm_path_on_the_same_gaussians(n, m,
     assert _orthogonality_error(ours[2]) < TOLERANCE[np.dtype(dtype).name]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, m", [(1, 1), (40, 1), (300, 170), (700, 600), (1030, 1030)])
+def test_reflectors_same_bits_on_one_thread_or_all(n, m, dtype):
+    """A single large matrix has its reflectors built by every thread, a batch member by one: the
+    same V and taus, bit for bit (fixed chunks of rows), and the Householder vectors they should be."""
+    from warpinit.kernels import orthogonal as kernels
+
+    g = np.random.default_rng(n + m).standard_normal((n, m)).astype(dtype)
+    serial, parallel = g.copy(), g.copy()
+    tau_serial, tau_parallel = np.empty(m, dtype), np.empty(m, dtype)
+    kernels._member_reflectors(serial, tau_serial)
+    kernels.member_reflectors_cpu(parallel, tau_parallel)
+    np.testing.assert_array_equal(parallel.view(np.uint8), serial.view(np.uint8))
+    np.testing.assert_array_equal(tau_parallel.view(np.uint8), tau_serial.view(np.uint8))
+    # Against the textbook reflector of each column, x = g[k:, k]: H x = ||x|| e1 with H = I - tau v v^T.
+    for k in (0, m // 2, m - 1):
+        x = g[k:, k].astype(np.float64)
+        v = serial[k:, k].astype(np.float64)
+        hx = x - tau_serial[k] * v * (v @ x)
+        expected = np.zeros_like(x)
+        expected[0] = np.linalg.norm(x)
+        np.testing.assert_allclose(hx, expected, atol=TOLERANCE[np.dtype(dtype).name] * 10 * max(1, np.linalg.norm(x)))
+    assert (np.triu(serial, 1) == 0).all() and (np.diag(serial) == 1).all()
+
+
 def _larft_reference(gram, tau):
     """The compact-WY factor T entry by entry, as ``larft_entry`` sums it, in NumPy scalars (each
     product and sum rounded on its own: no fused multiply-add)."""
