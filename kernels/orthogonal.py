@@ -42,6 +42,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from . import rank_update
 from ._jit import cpu_jit, shared, specialize
 from .bits import round_16bit
 from .samplers import METHOD_NORMAL
@@ -212,8 +213,17 @@ def _axpy(y, a, x, start, stop):
 @cpu_jit(forceinline=True, **_FMA)
 def _accumulate(w, a, x, y, z, start, stop):
     """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
-    three rows of Q against four reflectors, each element of x, y, z and w read once."""
-    for j in range(np.uint64(start), np.uint64(stop)):
+    three rows of Q against four reflectors, each element of x, y, z and w read once. Whole
+    vectors of columns by ``rank_update`` (no overlap checks), the rest element by element."""
+    weights = (a[0, 0], a[1, 0], a[2, 0], a[0, 1], a[1, 1], a[2, 1],
+               a[0, 2], a[1, 2], a[2, 2], a[0, 3], a[1, 3], a[2, 3])
+    targets, sources = (w[0], w[1], w[2], w[3]), (x, y, z)
+    lanes = rank_update.LANES_BYTES // x.itemsize
+    j = np.int64(start)
+    while j + lanes <= stop:
+        rank_update.rank_step_add(targets, sources, weights, j)
+        j += lanes
+    for j in range(np.uint64(j), np.uint64(stop)):
         xj = x[j]
         yj = y[j]
         zj = z[j]
@@ -225,8 +235,18 @@ def _accumulate(w, a, x, y, z, start, stop):
 
 @cpu_jit(forceinline=True, **_FMA)
 def _subtract(x, y, z, a, w, start, stop):
-    """x -= sum_r a[0, r] w[r], y -= sum_r a[1, r] w[r], z -= sum_r a[2, r] w[r] over [start, stop)."""
-    for j in range(np.uint64(start), np.uint64(stop)):
+    """x -= sum_r a[0, r] w[r], y -= sum_r a[1, r] w[r], z -= sum_r a[2, r] w[r] over [start, stop)
+    (whole vectors as in ``_accumulate``). x, y and z may be one row (a stand-in past the end, with
+    zero weights): each is updated in turn."""
+    weights = (a[0, 0], a[0, 1], a[0, 2], a[0, 3], a[1, 0], a[1, 1], a[1, 2], a[1, 3],
+               a[2, 0], a[2, 1], a[2, 2], a[2, 3])
+    targets, sources = (x, y, z), (w[0], w[1], w[2], w[3])
+    lanes = rank_update.LANES_BYTES // x.itemsize
+    j = np.int64(start)
+    while j + lanes <= stop:
+        rank_update.rank_step_subtract(targets, sources, weights, j)
+        j += lanes
+    for j in range(np.uint64(j), np.uint64(stop)):
         w0 = w[0, j]
         w1 = w[1, j]
         w2 = w[2, j]
@@ -258,6 +278,7 @@ def _member_small(v, tau, q, w, t, gram, a):
     (3, 4)."""
     n, m = v.shape
     zero = v[0, 0] - v[0, 0]
+    lanes = rank_update.LANES_BYTES // v.itemsize
     for i in range(n):
         for j in range(m):
             q[i, j] = zero
@@ -278,22 +299,25 @@ def _member_small(v, tau, q, w, t, gram, a):
             for d in range(r):
                 gram[r, d] = gram[d, r]
         larft_member(gram, tau[j0:], t, b)
+        # Columns from c0 <= j0, so that whole vectors end at m where they can: those before j0 are
+        # still E's, zero in every row from j0, so they add and subtract exact zeros and stay zero.
+        c0 = max(m - (m - j0 + lanes - 1) // lanes * lanes, 0)
         for r in range(SMALL_BLOCK):
-            for j in range(j0, m):
+            for j in range(c0, m):
                 w[r, j] = zero
         last = n - 1  # rows past the end stand in with zero weights (their updates are no-ops)
         for i in range(j0, n, 3):
             _block_rows(v, i, j0, b, a)
-            _accumulate(w, a, q[i], q[min(i + 1, last)], q[min(i + 2, last)], j0, m)
+            _accumulate(w, a, q[i], q[min(i + 1, last)], q[min(i + 2, last)], c0, m)
         for r in range(b):  # W = T W, T upper triangular: row r mixes rows r..b-1
-            for j in range(j0, m):
+            for j in range(c0, m):
                 w[r, j] *= t[r, r]
             for d in range(r + 1, b):
-                _axpy(w[r], t[r, d], w[d], j0, m)
+                _axpy(w[r], t[r, d], w[d], c0, m)
         for i in range(j0, n, 3):
             _block_rows(v, i, j0, b, a)
             # A stand-in row aliases the last real one: its zero-weight update leaves it as it is.
-            _subtract(q[i], q[min(i + 1, last)], q[min(i + 2, last)], a, w, j0, m)
+            _subtract(q[i], q[min(i + 1, last)], q[min(i + 2, last)], a, w, c0, m)
 
 
 @_kernel
