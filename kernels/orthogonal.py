@@ -218,12 +218,8 @@ def _accumulate(w, a, x, y, z, start, stop):
     weights = (a[0, 0], a[1, 0], a[2, 0], a[0, 1], a[1, 1], a[2, 1],
                a[0, 2], a[1, 2], a[2, 2], a[0, 3], a[1, 3], a[2, 3])
     targets, sources = (w[0], w[1], w[2], w[3]), (x, y, z)
-    lanes = rank_update.LANES_BYTES // x.itemsize
-    j = np.int64(start)
-    while j + lanes <= stop:
-        rank_update.rank_step_add(targets, sources, weights, j)
-        j += lanes
-    for j in range(np.uint64(j), np.uint64(stop)):
+    done = rank_update.add_steps(targets, sources, weights, start, stop)
+    for j in range(np.uint64(done), np.uint64(stop)):
         xj = x[j]
         yj = y[j]
         zj = z[j]
@@ -241,12 +237,8 @@ def _subtract(x, y, z, a, w, start, stop):
     weights = (a[0, 0], a[0, 1], a[0, 2], a[0, 3], a[1, 0], a[1, 1], a[1, 2], a[1, 3],
                a[2, 0], a[2, 1], a[2, 2], a[2, 3])
     targets, sources = (x, y, z), (w[0], w[1], w[2], w[3])
-    lanes = rank_update.LANES_BYTES // x.itemsize
-    j = np.int64(start)
-    while j + lanes <= stop:
-        rank_update.rank_step_subtract(targets, sources, weights, j)
-        j += lanes
-    for j in range(np.uint64(j), np.uint64(stop)):
+    done = rank_update.subtract_steps(targets, sources, weights, start, stop)
+    for j in range(np.uint64(done), np.uint64(stop)):
         w0 = w[0, j]
         w1 = w[1, j]
         w2 = w[2, j]

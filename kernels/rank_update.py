@@ -7,9 +7,10 @@ touches columns j0..m-1), and LLVM compiles each such loop with a preamble that 
 whether the seven rows overlap (about a hundred instructions), then a 16-lane loop and a scalar
 remainder: at 64 columns the preamble costs as much as the arithmetic.
 
-``rank_step`` does one step of such a loop, ``LANES_BYTES`` bytes of columns (16 float32 or 8
-float64), as LLVM vector loads, multiply-adds and stores of its own, so the loop around it needs no
-overlap check; the caller runs the steps over whole vectors and the rest with its scalar loop. The
+``rank_step_add`` and ``rank_step_subtract`` do one step of such a loop, ``LANES_BYTES`` bytes of
+columns (16 float32 or 8 float64), as LLVM vector loads, multiply-adds and stores of their own, so
+the loop around them needs no overlap check; ``add_steps`` and ``subtract_steps`` run the steps over
+whole vectors, and the caller does the rest with its scalar loop. The
 arithmetic is the scalar loop's, term for term: for each target row t,
 
     target_t[j] (+ or -)= ((weights[t][0] * source_0[j] + weights[t][1] * source_1[j]) + ...)
@@ -20,10 +21,13 @@ as the kernels' ``contract`` fast-math flag allows).
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from ._jit import cpu_jit
 
 LANES_BYTES = 64  # one AVX-512 register; two AVX2 ones
 
@@ -78,5 +82,23 @@ def _rank_step(subtract: bool):
     return step
 
 
+def _steps(step):
+    @cpu_jit(forceinline=True)
+    def steps(targets, sources, weights, start, stop):
+        """``step`` over the columns from ``start`` (int64) in whole vectors that end by ``stop``;
+        returns the first column left to do element by element."""
+        lanes = LANES_BYTES // targets[0].itemsize
+        j = np.int64(start)
+        while j + lanes <= stop:
+            step(targets, sources, weights, j)
+            j += lanes
+        return j
+
+    return steps
+
+
 rank_step_add = _rank_step(False)
 rank_step_subtract = _rank_step(True)
+# targets[t] += (or -=) the weighted sum of the sources, over whole vectors of columns.
+add_steps = _steps(rank_step_add)
+subtract_steps = _steps(rank_step_subtract)
