@@ -1,8 +1,9 @@
 """``warpinit bench``: time warpinit and its peers side by side and print the comparison.
 
-Every case runs once to warm up (compilation, allocation, autotuning), pauses, then runs ``repeats``
-times (the ops of ``cases.SUBPROCESS_OPS`` run in subprocesses of their own, which warm up and time
-themselves: every library of a model or backend from one call); the median is reported with the
+Every case runs once to warm up (compilation, allocation, autotuning), pauses, runs untimed again
+for ``RAMP_SECONDS`` after the pause, then runs ``repeats`` times (the ops of
+``cases.SUBPROCESS_OPS`` run in subprocesses of their own, which warm up and time themselves:
+every library of a model or backend from one call); the median is reported with the
 spread ((max - min) / median) in percent. A limit case (the machine's ceiling, ``cases.is_limit``)
 runs at least ``cases.LIMIT_REPEATS`` times and is reported by its best time: the ceiling is what the
 machine can do, not a typical run of a busy machine.
@@ -66,6 +67,9 @@ class Result:
 
 
 SETTLE_SECONDS = 0.5
+# After the pause, the case runs untimed for this long first: a vCPU left idle wakes up slowly (on the
+# small VMs measured, the first calls after a 3 s pause took 1.5-2.5 times as long as the later ones).
+RAMP_SECONDS = 0.5
 UNSUPPORTED = "not supported by this library"
 # What the real-model ops need installed: (module, the pip command that brings it).
 _NEEDS = {"keras_model": (("keras", "pip install 'warpinit[bench]'"),),
@@ -115,7 +119,8 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     """Warm up once, let the machine settle, then time ``repeats`` calls.
 
     The pause matters on a small machine: TensorFlow's and XLA's thread pools spin for a while after
-    their work ends, and would slow whatever case runs next."""
+    their work ends, and would slow whatever case runs next. After a pause the case runs untimed
+    for RAMP_SECONDS (once at least), so that the timed calls do not start on an idle CPU."""
     from .peers import PEERS
 
     if case.op in SUBPROCESS_OPS:
@@ -129,7 +134,12 @@ def measure(case: Case, repeats: int, settle: float = SETTLE_SECONDS) -> Result:
     if function is None:
         return Result(case, [], skipped=UNSUPPORTED)
     function()
-    time.sleep(settle)
+    if settle > 0:
+        time.sleep(settle)
+        ramp = time.perf_counter() + RAMP_SECONDS
+        function()
+        while time.perf_counter() < ramp:
+            function()
     times = []
     for _ in range(max(repeats, LIMIT_REPEATS) if is_limit(case.library) else repeats):
         start = time.perf_counter()

@@ -246,6 +246,20 @@ def test_a_missing_peer_is_skipped_with_its_extra(monkeypatch):
     assert "skipped: not installed (pip install ghost)" in runner.table([result])
 
 
+def test_after_the_pause_a_case_runs_untimed_before_its_timed_calls(monkeypatch):
+    """The pause lets other libraries' threads go quiet; the calls right after it would meet an idle
+    CPU, so the case runs untimed for RAMP_SECONDS first, and only the repeats are timed."""
+    calls = []
+    monkeypatch.setitem(peers.PEERS, "counter", peers.Peer("counter", "numpy", "", lambda case: lambda: calls.append(1)))
+    monkeypatch.setattr(runner, "RAMP_SECONDS", 0.05)
+    result = runner.measure(cases.Case("normal", 100, "float32", "counter"), repeats=3, settle=0.01)
+    assert len(result.times) == 3
+    assert len(calls) > 1 + 1 + 3  # the warm-up, the ramp (many calls in 50 ms), the repeats
+    calls.clear()
+    assert len(runner.measure(cases.Case("normal", 100, "float32", "counter"), repeats=3, settle=0).times) == 3
+    assert len(calls) == 1 + 3  # no pause, no ramp
+
+
 def test_run_without_matplotlib_still_writes_json(monkeypatch, capsys, tmp_path):
     from warpinit.bench import plot
 
