@@ -10,13 +10,14 @@ remainder: at 64 columns the preamble costs as much as the arithmetic.
 ``rank_step_add`` and ``rank_step_subtract`` do one step of such a loop, ``LANES_BYTES`` bytes of
 columns (16 float32 or 8 float64), as LLVM vector loads, multiply-adds and stores of their own, so
 the loop around them needs no overlap check; ``add_steps`` and ``subtract_steps`` run the steps over
-whole vectors, and the caller does the rest with its scalar loop. The
-arithmetic is the scalar loop's, term for term: for each target row t,
+whole vectors, and the caller does the rest with its scalar loop. The arithmetic has the scalar
+loop's terms in its order: for each target row t,
 
     target_t[j] (+ or -)= ((weights[t][0] * source_0[j] + weights[t][1] * source_1[j]) + ...)
 
 with every product after the first fused into its addition where the CPU has FMA (``llvm.fmuladd``,
-as the kernels' ``contract`` fast-math flag allows).
+as the kernels' ``contract`` fast-math flag allows). There are no bounds checks: the steps stay
+within the columns they are given.
 """
 
 from __future__ import annotations
