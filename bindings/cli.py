@@ -82,7 +82,7 @@ def _seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     from warpinit.bench.cases import DEFAULT_SIZES, MODELS, PROCESSES, QUICK_SIZES
-    from warpinit.bench.runner import SETTLE_SECONDS
+    from warpinit.bench.runner import RAMP_SECONDS, SETTLE_SECONDS
     from warpinit.bench.peers import OPS, OURS, PEERS, SAMPLING
 
     top = argparse.ArgumentParser(prog="warpinit", description="Fast, reproducible weight initialisation.")
@@ -121,7 +121,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive, default=None, help="timed repeats per case (default: 5, quick: 3)")
     bench.add_argument("--threads", type=_positive, default=os.cpu_count(), help="threads for every library")
     bench.add_argument("--settle", type=_seconds, default=SETTLE_SECONDS,
-                       help=f"pause in seconds before timing each case, then half a second of untimed calls (default: {SETTLE_SECONDS})")
+                       help=f"pause in seconds before timing each case, then {RAMP_SECONDS} s of untimed calls "
+                            f"(default: {SETTLE_SECONDS})")
     bench.add_argument("--out", type=Path, default=Path("bench-results"),
                        help="folder for results.json, results.png, table.txt and table.md (default: ./bench-results)")
     top.subcommands = {"bench": bench}

@@ -270,7 +270,7 @@ def _member_small(v, tau, q, w, t, gram, a):
     (3, 4)."""
     n, m = v.shape
     zero = v[0, 0] - v[0, 0]
-    lanes = rank_update.LANES_BYTES // v.itemsize
+    lanes = rank_update.lanes(v)
     for i in range(n):
         for j in range(m):
             q[i, j] = zero

@@ -83,16 +83,22 @@ def _rank_step(subtract: bool):
     return step
 
 
+@cpu_jit(forceinline=True)
+def lanes(row):
+    """Columns of ``row``'s dtype in one step."""
+    return LANES_BYTES // row.itemsize
+
+
 def _steps(step):
     @cpu_jit(forceinline=True)
     def steps(targets, sources, weights, start, stop):
         """``step`` over the columns from ``start`` (int64) in whole vectors that end by ``stop``;
         returns the first column left to do element by element."""
-        lanes = LANES_BYTES // targets[0].itemsize
+        width = lanes(targets[0])
         j = np.int64(start)
-        while j + lanes <= stop:
+        while j + width <= stop:
             step(targets, sources, weights, j)
-            j += lanes
+            j += width
         return j
 
     return steps
