@@ -48,7 +48,7 @@ from .bits import round_16bit
 from .samplers import METHOD_NORMAL
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
-SMALL_BLOCK = 4  # reflectors applied together by the small-matrix kernel
+SMALL_BLOCK = 4  # reflectors applied together by the small-matrix kernel (its row steps and Gram are written for four)
 # The small-matrix kernel wins while a member fits in L2 and the batch keeps every thread busy.
 SMALL_MAX_ELEMENTS = 512 * 512
 
@@ -259,6 +259,39 @@ def _block_rows(v, i, j0, b, a):
             a[s, r] = v[i + s, j0 + r] if r < b and i + s < n else zero
 
 
+@cpu_jit(forceinline=True, **_FMA)
+def _block_gram(v, j0, b, gram):
+    """gram (4, 4) = V^T V of the block's b reflectors, columns j0.. of v (zero rows and columns past
+    b), row by row (contiguous reads; V is zero above its diagonal).
+
+    The ten sums live in local variables, so they stay in registers: held in ``gram`` itself, each
+    multiply-add waited for the store of the one before (``gram`` might alias ``v``), and the Gram
+    matrices took as long as the rest of the small-matrix kernel. Each sum adds its rows in order,
+    as that loop did."""
+    n = v.shape[0]
+    zero = v[0, 0] - v[0, 0]
+    g00 = g01 = g02 = g03 = g11 = g12 = g13 = g22 = g23 = g33 = zero
+    for i in range(j0, n):
+        x0 = v[i, j0]
+        x1 = v[i, j0 + 1] if b > 1 else zero
+        x2 = v[i, j0 + 2] if b > 2 else zero
+        x3 = v[i, j0 + 3] if b > 3 else zero
+        g00 += x0 * x0
+        g01 += x0 * x1
+        g02 += x0 * x2
+        g03 += x0 * x3
+        g11 += x1 * x1
+        g12 += x1 * x2
+        g13 += x1 * x3
+        g22 += x2 * x2
+        g23 += x2 * x3
+        g33 += x3 * x3
+    gram[0, 0], gram[0, 1], gram[0, 2], gram[0, 3] = g00, g01, g02, g03
+    gram[1, 0], gram[1, 1], gram[1, 2], gram[1, 3] = g01, g11, g12, g13
+    gram[2, 0], gram[2, 1], gram[2, 2], gram[2, 3] = g02, g12, g22, g23
+    gram[3, 0], gram[3, 1], gram[3, 2], gram[3, 3] = g03, g13, g23, g33
+
+
 @cpu_jit(**_FMA)
 def _member_small(v, tau, q, w, t, gram, a):
     """Q (n, m) of one member from its reflectors v (n, m) and tau, four reflectors at a time.
@@ -278,18 +311,7 @@ def _member_small(v, tau, q, w, t, gram, a):
         q[j, j] = zero + 1
     for j0 in range((m - 1) // SMALL_BLOCK * SMALL_BLOCK, -1, -SMALL_BLOCK):
         b = min(SMALL_BLOCK, m - j0)
-        # gram = V^T V of the block, row by row (contiguous reads; V is zero above its diagonal).
-        for r in range(SMALL_BLOCK):
-            for d in range(SMALL_BLOCK):
-                gram[r, d] = zero
-        for i in range(j0, n):
-            for r in range(b):
-                vr = v[i, j0 + r]
-                for d in range(r, b):
-                    gram[r, d] += vr * v[i, j0 + d]
-        for r in range(b):
-            for d in range(r):
-                gram[r, d] = gram[d, r]
+        _block_gram(v, j0, b, gram)
         larft_member(gram, tau[j0:], t, b)
         # Columns from c0 <= j0, so that whole vectors end at m where they can: those before j0 are
         # still E's, zero in every row from j0, so they add and subtract exact zeros and stay zero.
