@@ -214,7 +214,9 @@ def _axpy(y, a, x, start, stop):
 def _accumulate(w, a, x, y, z, start, stop):
     """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
     three rows of Q against four reflectors, each element of x, y, z and w read once. Whole
-    vectors of columns by ``rank_update`` (no overlap checks), the rest element by element."""
+    vectors of columns by ``rank_update`` (no overlap checks), the rest element by element with
+    the weights held in locals (read from ``a`` there, they were read again after every store,
+    ``a`` being a possible alias of w: five times the time of a 10-column float32 member)."""
     weights = (a[0, 0], a[1, 0], a[2, 0], a[0, 1], a[1, 1], a[2, 1],
                a[0, 2], a[1, 2], a[2, 2], a[0, 3], a[1, 3], a[2, 3])
     targets, sources = (w[0], w[1], w[2], w[3]), (x, y, z)
@@ -223,10 +225,10 @@ def _accumulate(w, a, x, y, z, start, stop):
         xj = x[j]
         yj = y[j]
         zj = z[j]
-        w[0, j] += a[0, 0] * xj + a[1, 0] * yj + a[2, 0] * zj
-        w[1, j] += a[0, 1] * xj + a[1, 1] * yj + a[2, 1] * zj
-        w[2, j] += a[0, 2] * xj + a[1, 2] * yj + a[2, 2] * zj
-        w[3, j] += a[0, 3] * xj + a[1, 3] * yj + a[2, 3] * zj
+        w[0, j] += weights[0] * xj + weights[1] * yj + weights[2] * zj
+        w[1, j] += weights[3] * xj + weights[4] * yj + weights[5] * zj
+        w[2, j] += weights[6] * xj + weights[7] * yj + weights[8] * zj
+        w[3, j] += weights[9] * xj + weights[10] * yj + weights[11] * zj
 
 
 @cpu_jit(forceinline=True, **_FMA)
@@ -243,9 +245,9 @@ def _subtract(x, y, z, a, w, start, stop):
         w1 = w[1, j]
         w2 = w[2, j]
         w3 = w[3, j]
-        x[j] -= a[0, 0] * w0 + a[0, 1] * w1 + a[0, 2] * w2 + a[0, 3] * w3
-        y[j] -= a[1, 0] * w0 + a[1, 1] * w1 + a[1, 2] * w2 + a[1, 3] * w3
-        z[j] -= a[2, 0] * w0 + a[2, 1] * w1 + a[2, 2] * w2 + a[2, 3] * w3
+        x[j] -= weights[0] * w0 + weights[1] * w1 + weights[2] * w2 + weights[3] * w3
+        y[j] -= weights[4] * w0 + weights[5] * w1 + weights[6] * w2 + weights[7] * w3
+        z[j] -= weights[8] * w0 + weights[9] * w1 + weights[10] * w2 + weights[11] * w3
 
 
 @cpu_jit(forceinline=True, **_FMA)
