@@ -215,8 +215,8 @@ def _accumulate(w, a, x, y, z, start, stop):
     """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
     three rows of Q against four reflectors, each element of x, y, z and w read once. Whole
     vectors of columns by ``rank_update`` (no overlap checks), the rest element by element with
-    the weights held in locals (read from ``a`` there, they were read again after every store,
-    ``a`` being a possible alias of w: five times the time of a 10-column float32 member)."""
+    the weights held in locals (read from ``a``, which may alias w for all Numba knows, they would
+    be read again after every store)."""
     weights = (a[0, 0], a[1, 0], a[2, 0], a[0, 1], a[1, 1], a[2, 1],
                a[0, 2], a[1, 2], a[2, 2], a[0, 3], a[1, 3], a[2, 3])
     targets, sources = (w[0], w[1], w[2], w[3]), (x, y, z)
@@ -266,10 +266,9 @@ def _block_gram(v, j0, b, gram):
     """gram (4, 4) = V^T V of the block's b reflectors, columns j0.. of v (zero rows and columns past
     b), row by row (contiguous reads; V is zero above its diagonal).
 
-    The ten sums live in local variables, so they stay in registers: held in ``gram`` itself, each
-    multiply-add waited for the store of the one before (``gram`` might alias ``v``), and the Gram
-    matrices took as long as the rest of the small-matrix kernel. Each sum adds its rows in order,
-    as that loop did."""
+    The ten sums are local variables, so they stay in registers (held in ``gram``, which may alias
+    ``v`` for all Numba knows, each multiply-add would wait for the store of the one before). Each
+    sum adds its rows in order."""
     n = v.shape[0]
     zero = v[0, 0] - v[0, 0]
     g00 = g01 = g02 = g03 = g11 = g12 = g13 = g22 = g23 = g33 = zero
