@@ -25,7 +25,8 @@ orthogonality tolerance.
 Two ways to accumulate Q = H_0 H_1 ... H_{m-1} E (E: the first m columns of the identity):
 
 * small matrices, many of them (``small``): one member per thread, reflectors applied four at a time
-  (a 4-wide compact WY block) with row-wise vectorised loops while the member stays in cache;
+  (a 4-wide compact WY block, ``rank_update.apply_block``: W = V^T Q summed in vector registers a
+  strip of columns at a time) while the member stays in cache;
 * large matrices (``accumulate``): blocked compact WY (Schreiber & Van Loan 1989) where nearly all
   flops are GEMMs, written once against the array API that NumPy and CuPy share, so the GPU's cuBLAS
   path runs the very code the CPU tests run.
@@ -48,7 +49,7 @@ from .bits import round_16bit
 from .samplers import METHOD_NORMAL
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
-SMALL_BLOCK = 4  # reflectors applied together by the small-matrix kernel (its row steps and Gram are written for four)
+SMALL_BLOCK = rank_update.BLOCK  # reflectors applied together by the small-matrix kernel (its Gram is written for four)
 # The small-matrix kernel wins while a member fits in L2 and the batch keeps every thread busy.
 SMALL_MAX_ELEMENTS = 512 * 512
 
@@ -204,67 +205,10 @@ _FMA = {"fastmath": {"contract"}}
 
 
 @cpu_jit(forceinline=True, **_FMA)
-def _axpy(y, a, x, start, stop):
-    """y[start:stop] += a * x[start:stop] (vectorised; unsigned indices skip wraparound checks)."""
-    for j in range(np.uint64(start), np.uint64(stop)):
-        y[j] += a * x[j]
-
-
-@cpu_jit(forceinline=True, **_FMA)
-def _accumulate(w, a, x, y, z, start, stop):
-    """w[r] += a[0, r] * x + a[1, r] * y + a[2, r] * z over [start, stop) for the four rows of w:
-    three rows of Q against four reflectors, each element of x, y, z and w read once. Whole
-    vectors of columns by ``rank_update`` (no overlap checks), the rest element by element with
-    the weights held in locals (read from ``a``, which may alias w for all Numba knows, they would
-    be read again after every store)."""
-    weights = (a[0, 0], a[1, 0], a[2, 0], a[0, 1], a[1, 1], a[2, 1],
-               a[0, 2], a[1, 2], a[2, 2], a[0, 3], a[1, 3], a[2, 3])
-    targets, sources = (w[0], w[1], w[2], w[3]), (x, y, z)
-    done = rank_update.add_steps(targets, sources, weights, start, stop)
-    for j in range(np.uint64(done), np.uint64(stop)):
-        xj = x[j]
-        yj = y[j]
-        zj = z[j]
-        w[0, j] += weights[0] * xj + weights[1] * yj + weights[2] * zj
-        w[1, j] += weights[3] * xj + weights[4] * yj + weights[5] * zj
-        w[2, j] += weights[6] * xj + weights[7] * yj + weights[8] * zj
-        w[3, j] += weights[9] * xj + weights[10] * yj + weights[11] * zj
-
-
-@cpu_jit(forceinline=True, **_FMA)
-def _subtract(x, y, z, a, w, start, stop):
-    """x -= sum_r a[0, r] w[r], y -= sum_r a[1, r] w[r], z -= sum_r a[2, r] w[r] over [start, stop)
-    (whole vectors as in ``_accumulate``). x, y and z may be one row (a stand-in past the end, with
-    zero weights): each is updated in turn."""
-    weights = (a[0, 0], a[0, 1], a[0, 2], a[0, 3], a[1, 0], a[1, 1], a[1, 2], a[1, 3],
-               a[2, 0], a[2, 1], a[2, 2], a[2, 3])
-    targets, sources = (x, y, z), (w[0], w[1], w[2], w[3])
-    done = rank_update.subtract_steps(targets, sources, weights, start, stop)
-    for j in range(np.uint64(done), np.uint64(stop)):
-        w0 = w[0, j]
-        w1 = w[1, j]
-        w2 = w[2, j]
-        w3 = w[3, j]
-        x[j] -= weights[0] * w0 + weights[1] * w1 + weights[2] * w2 + weights[3] * w3
-        y[j] -= weights[4] * w0 + weights[5] * w1 + weights[6] * w2 + weights[7] * w3
-        z[j] -= weights[8] * w0 + weights[9] * w1 + weights[10] * w2 + weights[11] * w3
-
-
-@cpu_jit(forceinline=True, **_FMA)
-def _block_rows(v, i, j0, b, a):
-    """a[s, r] = v[i + s, j0 + r] for the three rows from i and the b reflectors of the block; zero
-    for the other reflectors and for rows past the end."""
-    n = v.shape[0]
-    zero = v[0, 0] - v[0, 0]
-    for s in range(3):
-        for r in range(SMALL_BLOCK):
-            a[s, r] = v[i + s, j0 + r] if r < b and i + s < n else zero
-
-
-@cpu_jit(forceinline=True, **_FMA)
-def _block_gram(v, j0, b, gram):
+def _block_gram(v, j0, b, gram, block):
     """gram (4, 4) = V^T V of the block's b reflectors, columns j0.. of v (zero rows and columns past
-    b), row by row (contiguous reads; V is zero above its diagonal).
+    b), row by row (contiguous reads; V is zero above its diagonal); block (n - j0, 4) receives those
+    columns from row j0 on, zero past b: the packed copy that ``rank_update.apply_block`` reads.
 
     The ten sums are local variables, so they stay in registers (held in ``gram``, which may alias
     ``v`` for all Numba knows, each multiply-add would wait for the store of the one before). Each
@@ -277,6 +221,8 @@ def _block_gram(v, j0, b, gram):
         x1 = v[i, j0 + 1] if b > 1 else zero
         x2 = v[i, j0 + 2] if b > 2 else zero
         x3 = v[i, j0 + 3] if b > 3 else zero
+        row = block[i - j0]
+        row[0], row[1], row[2], row[3] = x0, x1, x2, x3
         g00 += x0 * x0
         g01 += x0 * x1
         g02 += x0 * x2
@@ -294,52 +240,46 @@ def _block_gram(v, j0, b, gram):
 
 
 @cpu_jit(**_FMA)
-def _member_small(v, tau, q, w, t, gram, a):
+def _member_small(v, tau, q, t, gram, block, w):
     """Q (n, m) of one member from its reflectors v (n, m) and tau, four reflectors at a time.
 
-    For each block of four (last to first): W = V^T Q, W = T W, Q -= V W over rows and columns from
-    the block's first index on. Rows of Q go three at a time against the four reflectors (a 3 x 4
-    register block: each element of Q read once per block, each of W once per three rows), and the
-    member stays in cache throughout. Scratch: ``w`` (4, m), ``t`` and ``gram`` (4, 4), ``a``
-    (3, 4)."""
+    q (n, pitch) (``_scratch``) receives Q in its first m columns. For each block of four (last to
+    first), ``rank_update.apply_block`` updates the rows from the block's first index over the
+    columns 0..p-1, p = ``rank_update.padded_columns(m)`` (those past m are zero and stay zero), and
+    the member stays in cache throughout. Scratch: ``t`` and ``gram`` (4, 4), ``block`` (n, 4), ``w``
+    (4, pitch)."""
     n, m = v.shape
     zero = v[0, 0] - v[0, 0]
-    lanes = rank_update.lanes(v)
+    columns = rank_update.padded_columns(m, q.itemsize)
     for i in range(n):
-        for j in range(m):
+        for j in range(columns):
             q[i, j] = zero
     for j in range(m):
         q[j, j] = zero + 1
+    per_vector = rank_update.lanes(q)
+    q, w = q[:, :columns], w[:, :columns]
     for j0 in range((m - 1) // SMALL_BLOCK * SMALL_BLOCK, -1, -SMALL_BLOCK):
         b = min(SMALL_BLOCK, m - j0)
-        _block_gram(v, j0, b, gram)
-        larft_member(gram, tau[j0:], t, b)
-        # Columns from c0 <= j0, so that whole vectors end at m where they can: those before j0 are
-        # still E's, zero in every row from j0, so they add and subtract exact zeros and stay zero.
-        c0 = max(m - (m - j0 + lanes - 1) // lanes * lanes, 0)
+        _block_gram(v, j0, b, gram, block)
         for r in range(SMALL_BLOCK):
-            for j in range(c0, m):
-                w[r, j] = zero
-        last = n - 1  # rows past the end stand in with zero weights (their updates are no-ops)
-        for i in range(j0, n, 3):
-            _block_rows(v, i, j0, b, a)
-            _accumulate(w, a, q[i], q[min(i + 1, last)], q[min(i + 2, last)], c0, m)
-        for r in range(b):  # W = T W, T upper triangular: row r mixes rows r..b-1
-            for j in range(c0, m):
-                w[r, j] *= t[r, r]
-            for d in range(r + 1, b):
-                _axpy(w[r], t[r, d], w[d], c0, m)
-        for i in range(j0, n, 3):
-            _block_rows(v, i, j0, b, a)
-            # A stand-in row aliases the last real one: its zero-weight update leaves it as it is.
-            _subtract(q[i], q[min(i + 1, last)], q[min(i + 2, last)], a, w, c0, m)
+            for c in range(SMALL_BLOCK):
+                t[r, c] = zero
+        larft_member(gram, tau[j0:], t, b)
+        entries = (t[0, 0], t[0, 1], t[0, 2], t[0, 3], t[1, 1], t[1, 2], t[1, 3], t[2, 2], t[2, 3], t[3, 3])
+        # Columns from the vector that holds column j0: those before j0 are still E's, zero in every
+        # row from j0, so they add and subtract exact zeros and stay zero (as the padding does).
+        rank_update.apply_block(q, block[: n - j0], entries, j0, j0 // per_vector * per_vector, w)
 
 
 @_kernel
-def _scratch(m, dtype):
-    """The scratch arrays of ``_member_small`` for members of m columns."""
-    return (np.empty((SMALL_BLOCK, m), dtype=dtype), np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype),
-            np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype), np.empty((3, SMALL_BLOCK), dtype=dtype))
+def _scratch(n, m, dtype):
+    """The arrays of ``_member_small`` after tau for members (n, m): Q and W with padded rows (their
+    length an odd number of vectors: ``rank_update.row_pitch``), t, gram and the packed block."""
+    t = np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype)
+    pitch = rank_update.row_pitch(rank_update.padded_columns(m, t.itemsize), t.itemsize)
+    q = np.empty((n, pitch), dtype=dtype)
+    w = np.empty((SMALL_BLOCK, pitch), dtype=dtype)
+    return q, t, np.empty((SMALL_BLOCK, SMALL_BLOCK), dtype=dtype), np.empty((n, SMALL_BLOCK), dtype=dtype), w
 
 
 @_parallel
@@ -349,8 +289,10 @@ def small_from_gaussians_cpu(g, tau, q):
     CUDA one-block kernel is compared with."""
     batch, n, m = g.shape
     for b in prange(batch):
+        work, t, gram, block, w = _scratch(n, m, g.dtype)
         _member_reflectors(g[b], tau[b])
-        _member_small(g[b], tau[b], q[b], *_scratch(m, g.dtype))
+        _member_small(g[b], tau[b], work, t, gram, block, w)
+        q[b] = work[:, :m]
 
 
 # The small-matrix driver: one member per thread, everything in cache ------------------------------
@@ -372,17 +314,17 @@ def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
     """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed."""
     for b in prange(out.shape[0]):
         g = np.empty((n, m), dtype=compute_dtype)
-        q = np.empty((n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
+        q, t, gram, block, w = _scratch(n, m, compute_dtype)
         _member_gaussians(g, keys[b, 0], keys[b, 1], keys[b, 2], group, p)
         _member_reflectors(g, tau)
-        _member_small(g, tau, q, *_scratch(m, compute_dtype))
+        _member_small(g, tau, q, t, gram, block, w)
         store(out[b], q, gain, transpose, fmt)
 
 
 @cpu_jit(forceinline=True)
 def _store_native(out, q, gain, transpose, fmt):
-    n, m = q.shape
+    n, m = (out.shape[1], out.shape[0]) if transpose else out.shape  # q's columns past m are padding
     if transpose:
         for j in range(m):
             for i in range(n):
@@ -395,7 +337,7 @@ def _store_native(out, q, gain, transpose, fmt):
 
 @cpu_jit(forceinline=True)
 def _store_16bit(out, q, gain, transpose, fmt):
-    n, m = q.shape
+    n, m = (out.shape[1], out.shape[0]) if transpose else out.shape
     for i in range(n):
         for j in range(m):
             bits, _ = round_16bit(gain * q[i, j], fmt)

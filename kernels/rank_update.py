@@ -1,111 +1,213 @@
-"""The small-matrix orthogonal kernel's row updates as explicit vector code (CPU kernels only).
+"""The small-matrix orthogonal kernel's block update, Q <- (I - V T V^T) Q, as explicit vector code
+(CPU kernels only).
 
-``orthogonal._member_small`` applies four reflectors at a time to a member that stays in cache: for
-three rows of Q at once it adds their weighted sum into the four rows of W, then subtracts the
-weighted rows of W from them. Its rows are short (a member has at most 512 columns, and block j0
-touches columns j0..m-1), and LLVM compiles each such loop with a preamble that checks at run time
-whether the seven rows overlap (about a hundred instructions), then a 16-lane loop and a scalar
-remainder: at 64 columns the preamble costs as much as the arithmetic.
+``orthogonal._member_small`` applies four reflectors at a time to a member that stays in cache. For
+one block (its four columns of V packed row by row from row ``first_row`` on, and their 4 x 4 upper
+triangular T), ``apply_block`` runs three passes over Q's rows from ``first_row`` and its columns
+from ``first_column``, in strips of whole vectors of columns:
 
-``rank_step_add`` and ``rank_step_subtract`` do one step of such a loop, ``LANES_BYTES`` bytes of
-columns (16 float32 or 8 float64), as LLVM vector loads, multiply-adds and stores of their own, so
-the loop around them needs no overlap check; ``add_steps`` and ``subtract_steps`` run the steps over
-whole vectors, and the caller does the rest with its scalar loop. The arithmetic has the scalar
-loop's terms in its order: for each target row t,
+    W = V^T Q      tiles of TILE_ROWS rows; for each tile and strip, the strip's four rows of W are
+                   loaded into registers, the tile's rows multiplied in, and W stored back
+    W = T W        strip by strip
+    Q -= V W       tiles and strips again, the strip of W in registers, each row updated once
 
-    target_t[j] (+ or -)= ((weights[t][0] * source_0[j] + weights[t][1] * source_1[j]) + ...)
+Each element of Q is read twice and written once per block, each row's four weights are read once
+per strip and pass (from the packed block: one cache line for several rows, however long Q's rows
+are), and the loops have no overlap checks (LLVM's, around a Numba loop over seven rows, cost as
+much as the arithmetic of a short row). A strip is two vectors (``LANES_BYTES`` bytes each: 16
+float32 or 8 float64) where the CPU has AVX-512 (32 vector registers: eight accumulators in flight
+hide the multiply-add latency) and one vector elsewhere (on AVX2's 16 registers two would spill); a
+strip of one vector ends the columns when they hold an odd number of vectors. Q's columns from
+``first_column`` on must be a whole number of vectors: the caller pads its rows (the padding columns
+are zero, and stay zero).
 
-with every product after the first fused into its addition where the CPU has FMA (``llvm.fmuladd``,
-as the kernels' ``contract`` fast-math flag allows). There are no bounds checks: the steps stay
-within the columns they are given.
+The arithmetic, for each column j (every product after the first fused into its addition where the
+CPU has FMA, ``llvm.fmuladd``, as the kernels' ``contract`` flag allows):
+
+    w_r = sum over rows i, in order, of V[i, r] Q[i, j]                   for r = 0..3
+    u_r = t[r][r] w_r + t[r][r+1] w_{r+1} + ... + t[r][3] w_3
+    Q[i, j] = Q[i, j] - (((V[i, 0] u_0 + V[i, 1] u_1) + V[i, 2] u_2) + V[i, 3] u_3)
+
+The same terms in the same order whatever the strip width and tiling, so an AVX-512 CPU and an AVX2
+one round alike where both fuse. There are no bounds checks: the caller passes indices inside its
+arrays.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import cpu_jit
+from ._jit import avx512, cpu_jit
 
 LANES_BYTES = 64  # one AVX-512 register; two AVX2 ones
+BLOCK = 4  # reflectors per block
+TILE_ROWS = 16  # rows whose sums advance together before the next strip
+# The upper triangle of T, row by row: the order of ``apply_block``'s ``t``.
+T_ENTRIES = tuple((r, c) for r in range(BLOCK) for c in range(r, BLOCK))
 
 
-def _rank_step(subtract: bool):
-    @intrinsic
-    def step(typingctx, targets, sources, weights, j):
-        """targets: UniTuple of T 1-D arrays; sources: UniTuple of S 1-D arrays of the same float
-        dtype; weights: UniTuple of T * S floats of that dtype, row t the weights of target t; j:
-        int64, the first column; columns j..j + LANES_BYTES / itemsize - 1 must exist in every row."""
-        if not (isinstance(targets, types.UniTuple) and isinstance(sources, types.UniTuple)
-                and isinstance(weights, types.UniTuple) and isinstance(targets.dtype, types.Array)
-                and targets.dtype.ndim == 1 and sources.dtype == targets.dtype
-                and targets.dtype.dtype in (types.float32, types.float64)
-                and weights.dtype == targets.dtype.dtype and len(weights) == len(targets) * len(sources)):
-            return None
-        signature = types.void(targets, sources, weights, types.int64)
+def _is_matrix(array) -> bool:
+    return (isinstance(array, types.Array) and array.ndim == 2 and array.layout in "CA"
+            and array.dtype in (types.float32, types.float64))
 
-        def codegen(context, builder, sig, args):
-            target_rows, source_rows, weight_values, column = args
-            array_type = sig.args[0].dtype
-            element = context.get_data_type(array_type.dtype)
-            size = context.get_abi_sizeof(element)
-            vector = ir.VectorType(element, LANES_BYTES // size)
-            fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fmuladd.v{vector.count}{element.intrinsic_name}")
 
-            def pointer(rows, index):
-                row = builder.extract_value(rows, index)
-                data = context.make_array(array_type)(context, builder, row).data
-                return builder.bitcast(builder.gep(data, [column]), vector.as_pointer())
+@intrinsic
+def apply_block(typingctx, q, v, t, first_row, first_column, w):
+    """Q[first_row:, first_column:] <- (I - V T V^T) Q[first_row:, first_column:] for one block.
 
-            def broadcast(value):
-                lanes = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
-                return builder.shuffle_vector(lanes, ir.Constant(vector, None),
-                                              ir.Constant(ir.VectorType(ir.IntType(32), vector.count), [0] * vector.count))
+    Args:
+        q: (n, p) float32/float64, rows strided, elements contiguous; p - first_column a multiple of
+            ``lanes(q)``.
+        v: (n - first_row, BLOCK) C-contiguous, q's dtype: the block's reflectors from row
+            ``first_row`` on (zero above their diagonals; a block of fewer reflectors has zero
+            columns for the others, and zero rows and columns in T).
+        t: UniTuple of the ``T_ENTRIES`` of T, q's dtype.
+        first_row, first_column: int64.
+        w: (BLOCK, p) scratch, q's dtype, laid out as q.
+    """
+    if not (_is_matrix(q) and _is_matrix(v) and v.layout == "C" and v.dtype == q.dtype
+            and _is_matrix(w) and w.dtype == q.dtype
+            and isinstance(t, types.UniTuple) and len(t) == len(T_ENTRIES) and t.dtype == q.dtype
+            and isinstance(first_row, types.Integer) and isinstance(first_column, types.Integer)):
+        return None
+    signature = types.void(q, v, t, types.int64, types.int64, w)
 
-            count = len(sig.args[1])
-            loaded = [builder.load(pointer(source_rows, k), align=size) for k in range(count)]
-            for t in range(len(sig.args[0])):
-                weight = [broadcast(builder.extract_value(weight_values, t * count + k)) for k in range(count)]
-                total = builder.fmul(weight[0], loaded[0])
-                for k in range(1, count):
-                    total = builder.call(fmuladd, [weight[k], loaded[k], total])
-                where = pointer(target_rows, t)
-                old = builder.load(where, align=size)
-                builder.store(builder.fsub(old, total) if subtract else builder.fadd(old, total), where, align=size)
-            return context.get_dummy_value()
+    def codegen(context, builder, sig, args):
+        q_value, v_value, t_values, row0, column0, w_value = args
+        array_type = sig.args[0]
+        element = context.get_data_type(array_type.dtype)
+        size = context.get_abi_sizeof(element)
+        lanes = LANES_BYTES // size
+        vector = ir.VectorType(element, lanes)
+        index = ir.IntType(64)
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fmuladd.v{lanes}{element.intrinsic_name}")
+        q_array = context.make_array(array_type)(context, builder, q_value)
+        v_array = context.make_array(sig.args[1])(context, builder, v_value)
+        w_array = context.make_array(sig.args[5])(context, builder, w_value)
+        rows = builder.extract_value(q_array.shape, 0)
+        end = builder.extract_value(q_array.shape, 1)
+        size_value = ir.Constant(index, size)
+        # (data pointer, elements per row) of q and w: rows may be strided, their elements are not
+        q_rows = (q_array.data, builder.sdiv(builder.extract_value(q_array.strides, 0), size_value))
+        w_rows = (w_array.data, builder.sdiv(builder.extract_value(w_array.strides, 0), size_value))
+        one = ir.Constant(index, 1)
 
-        return signature, codegen
+        def splat(value):
+            lane = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(lane, ir.Constant(vector, None),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
-    return step
+        t_entry = {rc: splat(builder.extract_value(t_values, k)) for k, rc in enumerate(T_ENTRIES)}
+
+        def weights(i):
+            """The block's reflectors at row i of q (row i - first_row of v), each in every lane."""
+            row = builder.mul(builder.sub(i, row0), ir.Constant(index, BLOCK))
+            return [splat(builder.load(builder.gep(v_array.data, [builder.add(row, ir.Constant(index, r))]), align=size))
+                    for r in range(BLOCK)]
+
+        def at(array, i, j):
+            data, pitch = array
+            where = builder.gep(data, [builder.add(builder.mul(i, pitch), j)])
+            return builder.bitcast(where, vector.as_pointer())
+
+        def vectors_of(j, width):
+            return [builder.add(j, ir.Constant(index, k * lanes)) for k in range(width)]
+
+        width = 2 if avx512(context.codegen()) else 1
+        step = ir.Constant(index, width * lanes)
+
+        def over_strips(body, start, stop):
+            strips = builder.sdiv(builder.sub(stop, start), step)
+            with cgutils.for_range(builder, strips) as loop:
+                body(vectors_of(builder.add(start, builder.mul(loop.index, step)), width))
+            if width > 1:
+                done = builder.add(start, builder.mul(strips, step))
+                with builder.if_then(builder.icmp_signed("<", done, stop)):
+                    body(vectors_of(done, 1))
+
+        tile = ir.Constant(index, TILE_ROWS)
+
+        def over_tiles(body):
+            tiles = builder.sdiv(builder.add(builder.sub(rows, row0), ir.Constant(index, TILE_ROWS - 1)), tile)
+            with cgutils.for_range(builder, tiles) as loop:
+                first = builder.add(row0, builder.mul(loop.index, tile))
+                last = builder.add(first, tile)
+                last = builder.select(builder.icmp_signed("<", last, rows), last, rows)
+                body(first, last)
+
+        def clear(offsets):
+            for r in range(BLOCK):
+                for j in offsets:
+                    builder.store(ir.Constant(vector, 0.0), at(w_rows, ir.Constant(index, r), j), align=size)
+
+        def accumulate(first, last, offsets):
+            sums = [[cgutils.alloca_once(builder, vector) for _ in offsets] for _ in range(BLOCK)]
+            for r in range(BLOCK):
+                for k, j in enumerate(offsets):
+                    builder.store(builder.load(at(w_rows, ir.Constant(index, r), j), align=size), sums[r][k])
+            with cgutils.for_range_slice(builder, first, last, one) as (i, _):
+                weight = weights(i)
+                for k, j in enumerate(offsets):
+                    x = builder.load(at(q_rows, i, j), align=size)
+                    for r in range(BLOCK):
+                        builder.store(builder.call(fmuladd, [weight[r], x, builder.load(sums[r][k])]), sums[r][k])
+            for r in range(BLOCK):
+                for k, j in enumerate(offsets):
+                    builder.store(builder.load(sums[r][k]), at(w_rows, ir.Constant(index, r), j), align=size)
+
+        def multiply(offsets):
+            for j in offsets:
+                where = [at(w_rows, ir.Constant(index, r), j) for r in range(BLOCK)]
+                sums = [builder.load(p, align=size) for p in where]
+                for r in range(BLOCK):
+                    total = builder.fmul(t_entry[r, r], sums[r])
+                    for d in range(r + 1, BLOCK):
+                        total = builder.call(fmuladd, [t_entry[r, d], sums[d], total])
+                    builder.store(total, where[r], align=size)
+
+        def subtract(first, last, offsets):
+            u = [[builder.load(at(w_rows, ir.Constant(index, r), j), align=size) for j in offsets]
+                 for r in range(BLOCK)]
+            with cgutils.for_range_slice(builder, first, last, one) as (i, _):
+                weight = weights(i)
+                for k, j in enumerate(offsets):
+                    where = at(q_rows, i, j)
+                    total = builder.fmul(weight[0], u[0][k])
+                    for r in range(1, BLOCK):
+                        total = builder.call(fmuladd, [weight[r], u[r][k], total])
+                    builder.store(builder.fsub(builder.load(where, align=size), total), where, align=size)
+
+        over_strips(clear, column0, end)
+        over_tiles(lambda first, last: over_strips(lambda offsets: accumulate(first, last, offsets), column0, end))
+        over_strips(multiply, column0, end)
+        over_tiles(lambda first, last: over_strips(lambda offsets: subtract(first, last, offsets), column0, end))
+        return context.get_dummy_value()
+
+    return signature, codegen
 
 
 @cpu_jit(forceinline=True)
-def lanes(row):
-    """Columns of ``row``'s dtype in one step."""
-    return LANES_BYTES // row.itemsize
+def lanes(array):
+    """Columns of ``array``'s dtype in one vector."""
+    return LANES_BYTES // array.itemsize
 
 
-def _steps(step):
-    @cpu_jit(forceinline=True)
-    def steps(targets, sources, weights, start, stop):
-        """``step`` over the columns from ``start`` (int64) in whole vectors that end by ``stop``;
-        returns the first column left to do element by element."""
-        width = lanes(targets[0])
-        j = np.int64(start)
-        while j + width <= stop:
-            step(targets, sources, weights, j)
-            j += width
-        return j
-
-    return steps
+@cpu_jit(forceinline=True)
+def padded_columns(m, dtype_size):
+    """The row length, in elements, that holds m columns in whole vectors (elements of dtype_size bytes)."""
+    per_vector = LANES_BYTES // dtype_size
+    return (m + per_vector - 1) // per_vector * per_vector
 
 
-rank_step_add = _rank_step(False)
-rank_step_subtract = _rank_step(True)
-# targets[t] += (or -=) the weighted sum of the sources, over whole vectors of columns.
-add_steps = _steps(rank_step_add)
-subtract_steps = _steps(rank_step_subtract)
+@cpu_jit(forceinline=True)
+def row_pitch(columns, dtype_size):
+    """A row stride, in elements, for rows of ``columns`` (whole vectors): an odd number of vectors, so
+    that rows fall on different cache sets and a row's stores do not alias the next rows' loads
+    (addresses 4 KiB apart)."""
+    per_vector = LANES_BYTES // dtype_size
+    vectors = columns // per_vector
+    return (vectors | 1) * per_vector

@@ -177,7 +177,8 @@ def test_larft_by_rows_is_the_entrywise_larft_bit_for_bit(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_kernel_gram_of_each_block(dtype):
     """The small-matrix kernel's Gram matrix of a block of b <= 4 reflectors: V^T V over the block's
-    rows, symmetric bit for bit, and exact zeros in the rows and columns past b."""
+    rows, symmetric bit for bit, and exact zeros in the rows and columns past b; the packed block
+    holds the reflectors' columns from row j0 on, exact zeros past b."""
     from warpinit.kernels import orthogonal
 
     n, m = 37, 11
@@ -185,11 +186,14 @@ def test_small_kernel_gram_of_each_block(dtype):
     orthogonal._member_reflectors(v, np.empty(m, dtype))
     for j0, b in ((0, 4), (4, 4), (8, 3), (9, 2), (10, 1)):
         gram = np.full((4, 4), np.nan, dtype)
-        orthogonal._block_gram(v, j0, b, gram)
+        packed = np.full((n, 4), np.nan, dtype)
+        orthogonal._block_gram(v, j0, b, gram, packed)
         block = v[j0:, j0 : j0 + b].astype(np.float64)
         np.testing.assert_allclose(gram[:b, :b], block.T @ block, rtol=TOLERANCE[np.dtype(dtype).name])
         np.testing.assert_array_equal(gram, gram.T)
         assert (gram[b:] == 0).all() and (gram[:, b:] == 0).all()
+        np.testing.assert_array_equal(packed[: n - j0, :b], v[j0:, j0 : j0 + b])
+        assert (packed[: n - j0, b:] == 0).all() and np.isnan(packed[n - j0 :]).all()
 
 
 def test_same_call_same_bits_and_threads_agree(tmp_path):
