@@ -44,7 +44,7 @@ from ._jit import avx512, cpu_jit
 
 LANES_BYTES = 64  # one AVX-512 register; two AVX2 ones
 BLOCK = 4  # reflectors per block
-TILE_ROWS = 16  # rows whose sums advance together before the next strip
+TILE_ROWS = 128  # rows whose sums advance together before the next strip
 # The upper triangle of T, row by row: the order of ``apply_block``'s ``t``.
 T_ENTRIES = tuple((r, c) for r in range(BLOCK) for c in range(r, BLOCK))
 

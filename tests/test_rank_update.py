@@ -7,6 +7,7 @@ from warpinit.kernels import rank_update
 from warpinit.kernels._jit import cpu_jit
 
 LANES = {np.float32: 16, np.float64: 8}  # rank_update.LANES_BYTES of each dtype
+assert 300 - 7 > 2 * rank_update.TILE_ROWS  # the first case below spans three tiles of rows
 
 
 @cpu_jit()
@@ -38,8 +39,8 @@ def _padded(rng, n, columns, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, vectors, first_row, first_vector, b", [
-    (40, 4, 0, 0, 4),    # several tiles of rows, whole strips
-    (37, 3, 5, 1, 4),    # a row tile cut short, an odd number of vectors (a one-vector strip)
+    (300, 4, 7, 0, 4),   # several tiles of rows (rank_update.TILE_ROWS), the last cut short
+    (37, 3, 5, 1, 4),    # an odd number of vectors (a one-vector strip)
     (16, 1, 0, 0, 2),    # a single vector, a block of two reflectors
     (70, 5, 33, 2, 3),   # rows and columns from an offset
     (3, 2, 2, 0, 1),     # one row
