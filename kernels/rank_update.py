@@ -120,13 +120,13 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
         width = 2 if avx512(context.codegen()) else 1
         step = ir.Constant(index, width * lanes)
 
-        def over_strips(body, start, stop):
-            strips = builder.sdiv(builder.sub(stop, start), step)
+        def over_strips(body):
+            strips = builder.sdiv(builder.sub(end, column0), step)
             with cgutils.for_range(builder, strips) as loop:
-                body(vectors_of(builder.add(start, builder.mul(loop.index, step)), width))
+                body(vectors_of(builder.add(column0, builder.mul(loop.index, step)), width))
             if width > 1:
-                done = builder.add(start, builder.mul(strips, step))
-                with builder.if_then(builder.icmp_signed("<", done, stop)):
+                done = builder.add(column0, builder.mul(strips, step))
+                with builder.if_then(builder.icmp_signed("<", done, end)):
                     body(vectors_of(done, 1))
 
         tile = ir.Constant(index, TILE_ROWS)
@@ -181,10 +181,10 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
                         total = builder.call(fmuladd, [weight[r], u[r][k], total])
                     builder.store(builder.fsub(builder.load(where, align=size), total), where, align=size)
 
-        over_strips(clear, column0, end)
-        over_tiles(lambda first, last: over_strips(lambda offsets: accumulate(first, last, offsets), column0, end))
-        over_strips(multiply, column0, end)
-        over_tiles(lambda first, last: over_strips(lambda offsets: subtract(first, last, offsets), column0, end))
+        over_strips(clear)
+        over_tiles(lambda first, last: over_strips(lambda offsets: accumulate(first, last, offsets)))
+        over_strips(multiply)
+        over_tiles(lambda first, last: over_strips(lambda offsets: subtract(first, last, offsets)))
         return context.get_dummy_value()
 
     return signature, codegen
