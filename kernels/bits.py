@@ -49,6 +49,14 @@ def _float32_from_bits_py(bits):
     return np.uint32(bits).view(np.float32)
 
 
+def _float64_bits_py(x):
+    return np.float64(x).view(np.uint64)
+
+
+def _float64_from_bits_py(bits):
+    return np.uint64(bits).view(np.float64)
+
+
 @shared_intrinsic(_float32_bits_py)
 @intrinsic
 def float32_bits(typingctx, x):
@@ -73,6 +81,34 @@ def float32_from_bits(typingctx, bits):
 
     def codegen(context, builder, sig, args):
         return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+
+    return signature, codegen
+
+
+@shared_intrinsic(_float64_bits_py)
+@intrinsic
+def float64_bits(typingctx, x):
+    """The IEEE bit pattern of a float64, as uint64."""
+    if x != types.float64:
+        return None
+    signature = types.uint64(types.float64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return signature, codegen
+
+
+@shared_intrinsic(_float64_from_bits_py)
+@intrinsic
+def float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE bit pattern is ``bits`` (uint64)."""
+    if bits != types.uint64:
+        return None
+    signature = types.float64(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
 
     return signature, codegen
 

@@ -6,9 +6,10 @@ uniform ``n * 2**-bits`` with an integer ``n`` and the sine and cosine of ``2*pi
 this module computes exactly those from the integers, with selects instead of branches and
 polynomials instead of calls: range reduction is exact integer arithmetic, then
 
-* log: ``n`` is normalised by a branch-free binary search for its leading bit, the mantissa ``m`` is
-  brought into [sqrt(1/2), sqrt(2)) and ``log(m) = 2 atanh(t)`` with ``t = (m - 1) / (m + 1)``,
-  ``|t| <= 0.1716``, is summed as the odd series in ``t`` up to the term below half an ulp;
+* log: ``n`` converts exactly to the float (it has at most 24 or 53 significant bits), whose
+  exponent and mantissa fields give the power of two and the mantissa ``m``; ``m`` is brought into
+  [sqrt(1/2), sqrt(2)) and ``log(m) = 2 atanh(t)`` with ``t = (m - 1) / (m + 1)``, ``|t| <= 0.1716``,
+  is summed as the odd series in ``t`` up to the term below half an ulp;
 * sin/cos: the angle's integer is split into a quadrant (rounded) and a remainder ``x`` in
   [-pi/4, pi/4], where Taylor series to ``x**9``/``x**10`` (float32) and ``x**17``/``x**16``
   (float64) are below half an ulp, and the quadrant swaps and negates the pair.
@@ -25,14 +26,14 @@ import math
 import numpy as np
 
 from ._jit import shared
+from .bits import float32_bits, float32_from_bits, float64_bits, float64_from_bits
 
-_I1, _I2, _I4, _I8, _I16, _I32 = (np.int64(v) for v in (1, 2, 4, 8, 16, 32))
+_I1, _I2 = np.int64(1), np.int64(2)
 
 # float32 -----------------------------------------------------------------------------------------
 _F32_ONE = np.float32(1.0)
 _F32_TWO = np.float32(2.0)
 _F32_SQRT_HALF = np.float32(math.sqrt(0.5))
-_F32_TWO_POW_M24 = np.float32(2.0**-24)
 # ln 2 split so that s * _F32_LN2_HI is exact for the |s| <= 25 that occur (fdlibm's logf constants).
 _F32_LN2_HI = np.float32(6.9313812256e-01)
 _F32_LN2_LO = np.float32(9.0580006145e-06)
@@ -47,7 +48,6 @@ _F32_COS = tuple(np.float32((-1) ** k / math.factorial(2 * k)) for k in range(1,
 # float64 -----------------------------------------------------------------------------------------
 _F64_ONE = np.float64(1.0)
 _F64_SQRT_HALF = np.float64(math.sqrt(0.5))
-_F64_TWO_POW_M53 = np.float64(2.0**-53)
 # ln 2 split so that s * _F64_LN2_HI is exact for |s| < 2**11 (fdlibm's constants).
 _F64_LN2_HI = np.float64(6.93147180369123816490e-01)
 _F64_LN2_LO = np.float64(1.90821492927058770002e-10)
@@ -57,11 +57,22 @@ _F64_ANGLE_UNIT = np.float64(2.0 * math.pi / 2.0**53)
 _F64_SIN = tuple(np.float64((-1) ** k / math.factorial(2 * k + 1)) for k in range(1, 9))
 _F64_COS = tuple(np.float64((-1) ** k / math.factorial(2 * k)) for k in range(1, 9))
 
+# float32 fields: the mantissa, the bits of 1/2, and the biased exponent of 2**23 (so that
+# s = 150 - biased exponent = 23 - E).
+_MANTISSA32 = np.uint64(0x7FFFFF)
+_HALF32 = np.uint64(0x3F000000)
+_EXPONENT_2_POW_23 = np.int64(150)
+_U23 = np.uint64(23)
+# The same for float64 (s = 1075 - biased exponent = 52 - E).
+_MANTISSA64 = np.uint64(0xFFFFFFFFFFFFF)
+_HALF64 = np.uint64(0x3FE0000000000000)
+_EXPONENT_2_POW_52 = np.int64(1075)
+_U52 = np.uint64(52)
+
 _Q24_HALF = np.int64(1 << 21)
 _Q53_HALF = np.int64(1 << 50)
 _I22 = np.int64(22)
 _I51 = np.int64(51)
-_I3 = np.int64(3)
 
 
 @shared
@@ -70,20 +81,12 @@ def log_uniform24(n):
 
     The result lies in [-16.636, 0]; its error is within 2 ulp of the exact value.
     """
-    # Branch-free search for the leading bit: shift n into [2**23, 2**24].
-    s = np.int64(0)
-    t = n < np.int64(1 << 8)
-    n, s = (n << _I16, s + _I16) if t else (n, s)
-    t = n < np.int64(1 << 16)
-    n, s = (n << _I8, s + _I8) if t else (n, s)
-    t = n < np.int64(1 << 20)
-    n, s = (n << _I4, s + _I4) if t else (n, s)
-    t = n < np.int64(1 << 22)
-    n, s = (n << _I2, s + _I2) if t else (n, s)
-    t = n < np.int64(1 << 23)
-    n, s = (n << _I1, s + _I1) if t else (n, s)
-    # n * 2**-24 = m * 2**-s with m in [1/2, 1]; move m into [sqrt(1/2), sqrt(2)).
-    m = np.float32(n) * _F32_TWO_POW_M24
+    # n is exact in float32: its exponent E gives n * 2**-24 = m * 2**-s with m = 1.f / 2 in
+    # [1/2, 1) and s = 23 - E (for n = 2**24: m = 1/2, s = -1, which the next step makes 1, 0).
+    bits = float32_bits(np.float32(n))
+    m = float32_from_bits((bits & _MANTISSA32) | _HALF32)
+    s = _EXPONENT_2_POW_23 - np.int64(bits >> _U23)
+    # Move m into [sqrt(1/2), sqrt(2)).
     low = m < _F32_SQRT_HALF
     m = m * _F32_TWO if low else m
     s = s + _I1 if low else s
@@ -113,20 +116,9 @@ def sincos_turn24(j):
 @shared
 def log_uniform53(n):
     """log(n * 2**-53) in float64 for an integer n in [1, 2**53] (int64); within 2 ulp."""
-    s = np.int64(0)
-    t = n < np.int64(1 << 21)
-    n, s = (n << _I32, s + _I32) if t else (n, s)
-    t = n < np.int64(1 << 37)
-    n, s = (n << _I16, s + _I16) if t else (n, s)
-    t = n < np.int64(1 << 45)
-    n, s = (n << _I8, s + _I8) if t else (n, s)
-    t = n < np.int64(1 << 49)
-    n, s = (n << _I4, s + _I4) if t else (n, s)
-    t = n < np.int64(1 << 51)
-    n, s = (n << _I2, s + _I2) if t else (n, s)
-    t = n < np.int64(1 << 52)
-    n, s = (n << _I1, s + _I1) if t else (n, s)
-    m = np.float64(n) * _F64_TWO_POW_M53
+    bits = float64_bits(np.float64(n))  # exact: n <= 2**53
+    m = float64_from_bits((bits & _MANTISSA64) | _HALF64)
+    s = _EXPONENT_2_POW_52 - np.int64(bits >> _U52)
     low = m < _F64_SQRT_HALF
     m = m * np.float64(2.0) if low else m
     s = s + _I1 if low else s

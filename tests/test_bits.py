@@ -1,11 +1,13 @@
-"""The shared round-to-nearest-even routine against ml_dtypes/NumPy conversions."""
+"""The shared bitcasts and round-to-nearest-even routine against NumPy views and ml_dtypes/NumPy conversions."""
 
 import ml_dtypes
 import numba
 import numpy as np
 import pytest
 
-from warpinit.kernels.bits import FORMAT_BFLOAT16, FORMAT_FLOAT16, round_16bit
+from warpinit.kernels import bits as bits_module
+from warpinit.kernels.bits import (FORMAT_BFLOAT16, FORMAT_FLOAT16, float32_bits, float32_from_bits, float64_bits,
+                                   float64_from_bits, round_16bit)
 
 
 @numba.njit
@@ -36,3 +38,35 @@ def test_round_to_nearest_even_matches_reference(fmt, dtype):
         expected = x.astype(dtype)
     np.testing.assert_array_equal(bits, expected.view(np.uint16))
     np.testing.assert_array_equal(values, expected.astype(np.float32))
+
+
+@numba.njit
+def _casts(x32, x64, bits32, bits64, back32, back64):
+    for i in range(x32.size):
+        bits32[i] = float32_bits(x32[i])
+        back32[i] = float32_from_bits(bits32[i])
+        bits64[i] = float64_bits(x64[i])
+        back64[i] = float64_from_bits(bits64[i])
+
+
+def test_bitcasts_match_numpy_views_compiled_and_in_python():
+    rng = np.random.default_rng(7)
+    x32 = np.concatenate([rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+                          np.array([0.0, -0.0, np.inf, -np.inf, 1.0, 2.0**24], np.float32)])
+    x64 = np.concatenate([rng.integers(0, 2**64, 100_000, dtype=np.uint64).view(np.float64),
+                          np.array([0.0, -0.0, np.inf, -np.inf, 1.0, 2.0**53], np.float64)])
+    bits32 = np.empty(x32.size, np.uint64)
+    bits64 = np.empty(x64.size, np.uint64)
+    back32 = np.empty_like(x32)
+    back64 = np.empty_like(x64)
+    _casts(x32, x64, bits32, bits64, back32, back64)
+    np.testing.assert_array_equal(bits32, x32.view(np.uint32).astype(np.uint64))
+    np.testing.assert_array_equal(bits64, x64.view(np.uint64))
+    np.testing.assert_array_equal(back32.view(np.uint32), x32.view(np.uint32))  # NaN payloads included
+    np.testing.assert_array_equal(back64.view(np.uint64), x64.view(np.uint64))
+    # The NumPy twins the CUDA simulator runs.
+    for i in range(0, x32.size, 997):
+        assert bits_module._float32_bits_py(x32[i]) == bits32[i]
+        assert bits_module._float32_from_bits_py(bits32[i]).view(np.uint32) == x32[i].view(np.uint32)
+        assert bits_module._float64_bits_py(x64[i]) == bits64[i]
+        assert bits_module._float64_from_bits_py(bits64[i]).view(np.uint64) == x64[i].view(np.uint64)
