@@ -71,7 +71,10 @@ _U52 = np.uint64(52)
 
 _Q24_HALF = np.int64(1 << 21)
 _Q53_HALF = np.int64(1 << 50)
-_I22 = np.int64(22)
+_U22 = np.uint64(22)
+_LOW22 = np.uint64((1 << 22) - 1)
+_BITS_2_POW_23 = np.uint64(0x4B000000)
+_F32_2_POW_23_PLUS_21 = np.float32(2.0**23 + 2.0**21)
 _I51 = np.int64(51)
 
 
@@ -96,8 +99,13 @@ def log_uniform24(n):
 @shared
 def sincos_turn24(j):
     """(sin, cos) of the angle 2*pi * j * 2**-24 in float32, for an integer j in [0, 2**24) (int64)."""
-    q = (j + _Q24_HALF) >> _I22
-    x = np.float32(j - (q << _I22)) * _F32_ANGLE_UNIT
+    # q = round(j / 2**22) and x's integer r = j - q * 2**22 in [-2**21, 2**21): with k = j + 2**21,
+    # q = k >> 22 and r = (k mod 2**22) - 2**21, which the float 2**23 + (k mod 2**22), built from
+    # its bits, gives exactly after subtracting 2**23 + 2**21 (no integer-to-float conversion).
+    k = np.uint64(j + _Q24_HALF)
+    q = np.int64(k >> _U22)
+    r = float32_from_bits((k & _LOW22) | _BITS_2_POW_23) - _F32_2_POW_23_PLUS_21
+    x = r * _F32_ANGLE_UNIT
     x2 = x * x
     s = _F32_SIN[3]
     s = s * x2 + _F32_SIN[2]
@@ -110,7 +118,7 @@ def sincos_turn24(j):
     c = c * x2 + _F32_COS[1]
     c = c * x2 + _F32_COS[0]
     c = _F32_ONE + x2 * c
-    return _quadrant(q, s, c)
+    return _quadrant((q & _I1) == _I1, (q & _I2) == _I2, s, c)
 
 
 @shared
@@ -139,7 +147,7 @@ def sincos_turn53(j):
     for k in range(6, -1, -1):
         c = c * x2 + _F64_COS[k]
     c = _F64_ONE + x2 * c
-    return _quadrant(q, s, c)
+    return _quadrant((q & _I1) == _I1, (q & _I2) == _I2, s, c)
 
 
 @shared
@@ -171,11 +179,11 @@ def _log_reduced_f64(f, e):
 
 
 @shared
-def _quadrant(q, s, c):
-    """(sin, cos) of q * pi/2 + x from s = sin(x), c = cos(x)."""
-    swap = (q & _I1) == _I1
-    sin_x = c if swap else s
-    cos_x = s if swap else c
-    sin_x = -sin_x if (q & _I2) == _I2 else sin_x
-    cos_x = -cos_x if ((q + _I1) & _I2) == _I2 else cos_x
+def _quadrant(odd, second, s, c):
+    """(sin, cos) of q * pi/2 + x from s = sin(x), c = cos(x), given bits 0 and 1 of q (``odd``,
+    ``second``)."""
+    sin_x = c if odd else s
+    cos_x = s if odd else c
+    sin_x = -sin_x if second else sin_x
+    cos_x = -cos_x if odd != second else cos_x  # bit 1 of q + 1
     return sin_x, cos_x
