@@ -113,8 +113,15 @@ def float64_from_bits(typingctx, bits):
     return signature, codegen
 
 
-@shared
-def round_bfloat16(x):
+def _round_bfloat16_py(x):
+    b = _float32_bits_py(x)
+    rounded = (b + _BF16_ROUND + ((b >> _U16) & _U1)) >> _U16
+    return rounded, _float32_from_bits_py(rounded << _U16)
+
+
+@shared_intrinsic(_round_bfloat16_py)
+@intrinsic
+def round_bfloat16(typingctx, x):
     """Round a finite or infinite float32 to bfloat16, nearest-even.
 
     Args:
@@ -122,10 +129,24 @@ def round_bfloat16(x):
 
     Returns:
         (bits, value): the bfloat16 bit pattern as uint64 and the same number as float32.
-    """
-    b = float32_bits(x)
-    rounded = (b + _BF16_ROUND + ((b >> _U16) & _U1)) >> _U16
-    return rounded, float32_from_bits(rounded << _U16)
+
+    The integer steps of ``_round_bfloat16_py`` (the simulator's twin), written in 32-bit integers:
+    as Numba code they would run in 64-bit ones, which vector code holds half as many of per
+    register. No step overflows 32 bits for a float32 that is not NaN."""
+    if x != types.float32:
+        return None
+    signature = types.Tuple((types.uint64, types.float32))(types.float32)
+
+    def codegen(context, builder, sig, args):
+        word = ir.IntType(32)
+        b = builder.bitcast(args[0], word)
+        lsb = builder.and_(builder.lshr(b, ir.Constant(word, 16)), ir.Constant(word, 1))
+        rounded = builder.add(builder.add(b, ir.Constant(word, int(_BF16_ROUND))), lsb)
+        value = builder.bitcast(builder.and_(rounded, ir.Constant(word, 0xFFFF0000)), ir.FloatType())
+        bits = builder.zext(builder.lshr(rounded, ir.Constant(word, 16)), ir.IntType(64))
+        return context.make_tuple(builder, sig.return_type, (bits, value))
+
+    return signature, codegen
 
 
 @shared
