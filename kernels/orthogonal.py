@@ -365,7 +365,7 @@ def member_gaussians_kernel(double: bool):
 
 def _compile_small(kind):
     compute = np.float64 if kind == "float64" else np.float32
-    names = {"store": _store_16bit if kind == "16bit" else _store_native, "compute_dtype": compute}
+    names = {"store": _store_16bit if kind in ("bfloat16", "float16") else _store_native, "compute_dtype": compute}
     gaussians = member_gaussians_kernel(kind == "float64")
     return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians, **names))
 

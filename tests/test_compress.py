@@ -10,7 +10,7 @@ from warpinit.kernels.samplers import KINDS, SENTINEL16
 
 pytestmark = pytest.mark.skipif(not avx512(), reason="the CPU functions are not compiled for AVX-512")
 
-_DTYPES = {"float32": np.float32, "float64": np.float64, "16bit": np.uint16}
+_DTYPES = {"float32": np.float32, "float64": np.float64, "bfloat16": np.uint16, "float16": np.uint16}
 
 
 def _scans(kind):

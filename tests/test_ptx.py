@@ -9,7 +9,7 @@ from warpinit.kernels._jit import cuda_module, simulator_enabled
 
 pytestmark = pytest.mark.skipif(simulator_enabled(), reason="PTX compilation needs the real numba.cuda target")
 
-_OUT = {"float32": types.float32, "16bit": types.uint16, "float64": types.float64}
+_OUT = {"float32": types.float32, "bfloat16": types.uint16, "float16": types.uint16, "float64": types.float64}
 _PARAMS = len(plan.uniform(0.0, 1.0, np.dtype(np.float32)).params)  # every plan has as many
 
 
@@ -24,7 +24,7 @@ def _signature(kind):
 
 
 @pytest.mark.parametrize("cc", [(8, 0), (9, 0)], ids=["sm_80", "sm_90"])
-@pytest.mark.parametrize("kind", ["float32", "16bit", "float64"])
+@pytest.mark.parametrize("kind", sorted(_OUT))
 def test_fill_kernel_compiles_to_ptx(kind, cc):
     ptx, _ = cuda_module().compile_ptx(fill_cuda.kernel_source(kind), _signature(kind), cc=cc)
     assert f".target sm_{cc[0]}{cc[1]}" in ptx
