@@ -528,8 +528,9 @@ def group_candidates53(method, w0, w1, w2, w3, p):
 # Output kinds and the templates they specialise -------------------------------------------------------
 
 # The names a kernel template calls, per output kind: float32 arrays; bfloat16 and float16 outputs
-# through a uint16 view (float32 arithmetic); float64 arrays. ``_jit.specialize`` binds them, so that no kernel carries
-# a branch on the output format inside its loop, and none compiles code it cannot run.
+# through a uint16 view (float32 arithmetic); float64 arrays. ``_jit.specialize`` binds them, so that
+# no kernel compiles code it cannot run, and only the float16 kind chooses its rounding inside its
+# loops (see ``emit_bfloat16``).
 KINDS = {
     "float32": {
         "lane_candidate": lane_candidate24,

@@ -1,4 +1,5 @@
-"""The shared bitcasts and round-to-nearest-even routine against NumPy views and ml_dtypes/NumPy conversions."""
+"""The shared bitcasts against NumPy views, and the round-to-nearest-even routine against ml_dtypes/NumPy
+conversions."""
 
 import ml_dtypes
 import numba
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 
 from warpinit.kernels import bits as bits_module
-from warpinit.kernels.bits import (FORMAT_BFLOAT16, FORMAT_FLOAT16, float32_bits, float32_from_bits, float64_bits,
-                                   float64_from_bits, round_16bit)
+from warpinit.kernels.bits import (FORMAT_BFLOAT16, FORMAT_FLOAT16, float32_bits, float32_from_bits,
+                                   float64_bits, float64_from_bits, round_16bit)
 
 
 @numba.njit
