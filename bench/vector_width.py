@@ -11,10 +11,13 @@ Numba fixes the CPU name for a whole process, so each tuning compiles in a subpr
 run with every AVX-512 feature removed, an AVX2-only CPU) with a fresh cache directory. For each it counts, in the
 assembly, the instructions that use zmm (512-bit) and ymm (256-bit) registers and the 64-bit lane
 multiplies (``vpmuludq``: 32 x 32 -> 64 bits; ``vpmullq``: a full 64-bit product, slow on Intel) and
-the compresses of the redraw pass's scan (``vpcompressq``, AVX-512 only; ``kernels/compress.py``) of:
+the compresses of the redraw pass's scan (``vpcompressq``, AVX-512 only; ``kernels/compress.py``) and
+the float32 -> float16 conversions (``vcvtps2ph``, F16C) of:
 
 * ``span``: the float32 fill span (the uniform, normal and truncated-normal loops with their redraw
   pass);
+* ``half`` (only when asked for): the float16 fill span, which rounds with F16C's conversion where
+  the CPU has it and with integer steps where it does not (``kernels/bits.round_float16``);
 * ``small``: the float32 small-matrix orthogonal driver (Gaussians, reflectors, Q, store);
 * ``plain njit`` and ``cpu_jit``: one elementwise loop compiled by plain ``numba.njit``, as any other
   Numba code in the process is, and by warpinit's ``cpu_jit``.
@@ -52,6 +55,7 @@ def counts(asm: str) -> dict:
         "vpmuludq": sum(bool(re.match(r"\tvpmuludq\b", line)) for line in lines),
         "vpmullq": sum(bool(re.match(r"\tvpmullq\b", line)) for line in lines),
         "vpcompressq": sum(bool(re.match(r"\tvpcompressq\b", line)) for line in lines),
+        "vcvtps2ph": sum(bool(re.match(r"\tvcvtps2ph\b", line)) for line in lines),
     }
 
 
@@ -67,7 +71,7 @@ def drawn_digest() -> str:
     import warpinit as wi
 
     digest = hashlib.sha256()
-    for dtype in ("float32", "float64", "bfloat16"):
+    for dtype in ("float32", "float64", "bfloat16", "float16"):
         for lower, upper in ((-2.0, 2.0), (-0.1, 0.3), (1.5, 4.0)):
             for size in (7, 16389, 40001):
                 values = np.ascontiguousarray(wi.truncated_normal(size, lower=lower, upper=upper, dtype=dtype, seed=size))
@@ -88,6 +92,9 @@ def inspect(parts=("span", "small", "plain")) -> dict:
     if "span" in parts:
         wi.uniform(4096, seed=1)
         report["span"] = counts(_asm(fill_cpu.SPANS["float32"]))
+    if "half" in parts:
+        wi.uniform(4096, seed=1, dtype="float16")
+        report["half"] = counts(_asm(fill_cpu.SPANS["float16"]))
     if "small" in parts:
         wi.orthogonal((64, 64), batch=4, seed=1)
         report["small"] = counts(_asm(orthogonal._SMALL_DRIVERS["float32"]))
@@ -112,6 +119,12 @@ def host_features() -> str:
 def avx2_features() -> str:
     """The host's LLVM feature string with every AVX-512 feature turned off (an AVX2-only CPU)."""
     return ",".join("-" + f[1:] if f.startswith("+avx512") else f for f in host_features().split(","))
+
+
+def no_f16c_features() -> str:
+    """``avx2_features()`` without F16C, whose instructions convert float32 to float16 (a CPU from
+    before 2012, or a virtual machine that hides them)."""
+    return ",".join("-f16c" if f == "+f16c" else f for f in avx2_features().split(","))
 
 
 def run_child(cpu: str | None, features: str | None = None, parts=("span", "small", "plain")) -> dict:

@@ -1,10 +1,12 @@
 """Bit-level helpers shared by the CPU and CUDA kernels: bitcasts and rounding to 16-bit floats.
 
 Numba has no float16/bfloat16 arrays, so 16-bit outputs are computed in float32 and rounded here to
-the 16-bit format with round-to-nearest-even, in integer arithmetic on the float32 bit pattern. The
-kernels write the returned bits into a ``uint16`` view of the output and take their accept/reject
-decisions on the returned float32 value, which equals the 16-bit value exactly; bounds therefore hold
-after rounding. One routine serves the CPU, the CUDA simulator and the GPU.
+the 16-bit format with round-to-nearest-even: bfloat16 in integer arithmetic on the float32 bit
+pattern, float16 by the hardware's IEEE conversion where the target has one (F16C on x86, Arm64, the
+GPU) and in integer arithmetic elsewhere, to the same bits. The kernels write the returned bits into a
+``uint16`` view of the output and take their accept/reject decisions on the returned float32 value,
+which equals the 16-bit value exactly; bounds therefore hold after rounding. One routine per format
+serves the CPU, the CUDA simulator and the GPU.
 
 Integers are carried as ``uint64`` holding 32-bit values, so the CUDA simulator (NumPy scalars)
 never overflows a ``uint32`` and never promotes a mixed ``uint64``/``int64`` expression to float64.
@@ -150,8 +152,9 @@ def round_bfloat16(typingctx, x):
 
 
 @shared
-def round_float16(x):
-    """Round a float32 to IEEE float16, nearest-even, with subnormals and overflow to infinity.
+def round_float16_integer(x):
+    """Round a float32 to IEEE float16, nearest-even, with subnormals and overflow to infinity, in
+    integer steps: what ``round_float16`` runs on an x86 CPU without F16C's conversions.
 
     Args:
         x: float32 value (never NaN in warpinit's kernels).
@@ -174,6 +177,55 @@ def round_float16(x):
     h = normal if is_normal else subnormal
     value = float16_bits_to_float32(h)
     return sign | h, -value if sign != np.uint64(0) else value
+
+
+def _round_float16_py(x):
+    h = np.float32(x).astype(np.float16)
+    return np.uint64(h.view(np.uint16)), np.float32(h)
+
+
+def _native_half(context) -> bool:
+    """Whether the target of ``context`` converts float32 to float16 in hardware with IEEE
+    nearest-even: an x86 CPU with F16C, an Arm64 CPU, or the GPU (``cvt.rn.f16.f32``)."""
+    from numba.core.cpu import CPUContext
+
+    if not isinstance(context, CPUContext):
+        return True
+    triple, _, features = context.codegen().magic_tuple()
+    if triple.startswith(("aarch64", "arm64")):
+        return True
+    return triple.startswith("x86_64") and "+f16c" in features.split(",")
+
+
+@shared_intrinsic(_round_float16_py)
+@intrinsic
+def round_float16(typingctx, x):
+    """Round a float32 to IEEE float16, nearest-even, with subnormals and overflow to infinity.
+
+    Args:
+        x: float32 value (never NaN in warpinit's kernels).
+
+    Returns:
+        (bits, value): the float16 bit pattern as uint64 and the same number as float32.
+
+    IEEE 754 defines this rounding exactly, so the CPU's or GPU's own conversion (LLVM's
+    ``fptrunc`` to half: ``vcvtps2ph`` on x86, which converts a whole vector of lanes in one
+    instruction) gives the bits of ``round_float16_integer``, which serves targets without one. The
+    simulator's twin is NumPy's conversion. Both assume the default floating-point environment
+    (round to nearest), as all of warpinit's arithmetic does."""
+    if x != types.float32:
+        return None
+    signature = types.Tuple((types.uint64, types.float32))(types.float32)
+
+    def codegen(context, builder, sig, args):
+        if not _native_half(context):
+            return context.compile_internal(builder, round_float16_integer.py_func, sig, args)
+        half = builder.fptrunc(args[0], ir.HalfType())
+        bits = builder.zext(builder.bitcast(half, ir.IntType(16)), ir.IntType(64))
+        value = builder.fpext(half, ir.FloatType())
+        return context.make_tuple(builder, sig.return_type, (bits, value))
+
+    return signature, codegen
 
 
 @shared

@@ -8,7 +8,7 @@ import pytest
 
 from warpinit.kernels import bits as bits_module
 from warpinit.kernels.bits import (FORMAT_BFLOAT16, FORMAT_FLOAT16, float32_bits, float32_from_bits,
-                                   float64_bits, float64_from_bits, round_16bit)
+                                   float64_bits, float64_from_bits, round_16bit, round_float16_integer)
 
 
 @numba.njit
@@ -39,6 +39,29 @@ def test_round_to_nearest_even_matches_reference(fmt, dtype):
         expected = x.astype(dtype)
     np.testing.assert_array_equal(bits, expected.view(np.uint16))
     np.testing.assert_array_equal(values, expected.astype(np.float32))
+
+
+@numba.njit
+def _round_float16_integer_all(x, bits, values):
+    for i in range(x.size):
+        b, v = round_float16_integer(x[i])
+        bits[i] = np.uint16(b)
+        values[i] = v
+
+
+def test_float16_integer_steps_and_the_simulator_twin_match_numpy():
+    """The rounding of CPUs without F16C, and the NumPy twin the CUDA simulator runs."""
+    x = _float32_sample()
+    bits = np.empty(x.size, np.uint16)
+    values = np.empty(x.size, np.float32)
+    _round_float16_integer_all(x, bits, values)
+    with np.errstate(over="ignore"):
+        expected = x.astype(np.float16)
+    np.testing.assert_array_equal(bits, expected.view(np.uint16))
+    np.testing.assert_array_equal(values, expected.astype(np.float32))
+    for i in range(0, x.size, 9973):
+        b, v = bits_module._round_float16_py(x[i])
+        assert b == bits[i] and v == values[i] and type(v) is np.float32
 
 
 @numba.njit

@@ -1,7 +1,7 @@
 """warpinit's CPU kernels use the CPU's widest vectors whatever LLVM's tuning prefers; other Numba
 code compiles as it would without warpinit. Read from the assembly of a subprocess compiled with an
 Intel server tuning (which prefers 256-bit vectors), the host's features kept. The values drawn are
-the same under every target: an AVX2-only one, an Intel tuning, the host's own."""
+the same under every target: an AVX2-only one, one without F16C, an Intel tuning, the host's own."""
 
 import llvmlite.binding as ll
 import pytest
@@ -26,7 +26,15 @@ def test_kernels_are_wide_under_an_intel_tuning_and_other_numba_code_is_not_chan
 
 @pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
 def test_avx2_target_gets_256_bit_code():
-    report = vector_width.run_child("haswell", vector_width.avx2_features(), parts=("span", "plain", "bits"))
+    report = vector_width.run_child("haswell", vector_width.avx2_features(), parts=("span", "half", "plain", "bits"))
     assert report["cpu_jit"]["zmm"] == 0 and report["cpu_jit"]["ymm"] > 0
     assert report["span"]["zmm"] == 0 and report["span"]["vpcompressq"] == 0  # the scalar scan
+    assert report["half"]["vcvtps2ph"] > 0  # float16 outputs rounded by F16C's conversion
     assert report["bits"] == vector_width.drawn_digest()  # the same values as the host's code
+
+
+@pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
+def test_float16_outputs_without_f16c_round_in_integer_steps_to_the_same_bits():
+    report = vector_width.run_child("x86-64", vector_width.no_f16c_features(), parts=("half", "bits"))
+    assert report["half"]["vcvtps2ph"] == 0
+    assert report["bits"] == vector_width.drawn_digest()
