@@ -25,7 +25,10 @@ vectorised with LLVM's ``-vectorizer-maximize-bandwidth``: a sampler loop mixes 
 in 64-bit lanes, with 32-bit (or 16-bit) outputs, and LLVM otherwise sizes its vectors by the widest
 type, leaving the float math on half-width registers. The option is global to LLVM, so it is set
 only while Numba compiles a warpinit function (under Numba's compiler lock) and reset afterwards; on
-AVX2-only CPUs it is left alone (it did not help there). None of this changes an instruction set
+AVX2-only CPUs it is left alone (it did not help there). A loop whose narrowest type is a 16-bit
+store is then sized by that store, at 32 lanes of float32 math in two registers each, and spills;
+``cpu_jit(lanes=16)`` sets ``-force-vector-width`` the same way for such a function alone, on
+AVX-512 only. None of this changes an instruction set
 (the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
 the kernels contract no multiply-adds unless they say so, and lane width does not change an
 elementwise result. Other Numba code in the process compiles as it would without warpinit: the
@@ -68,7 +71,7 @@ __all__ = [
 # The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
 WIDE_VECTORS = '"prefer-vector-width"="512"'
 # What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
-CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512")
+CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes")
 
 
 class _Attributes(llvmlite.ir.FunctionAttributes):
@@ -137,21 +140,60 @@ def _maximized_bandwidth(codegen):
             llvmlite.binding.set_option("", "-vectorizer-maximize-bandwidth=false")
 
 
+_LANES = [0]  # the forced vector width of the function being compiled (0: LLVM's choice)
+
+
+@contextlib.contextmanager
+def _forced_lanes(codegen, lanes):
+    """LLVM's loop vectoriser uses ``lanes`` lanes (``-force-vector-width``) while this is open, if
+    ``codegen`` targets AVX-512 and ``lanes`` is set; its own choice otherwise, also for the
+    functions compiled inside (the setting is the innermost compilation's). Under Numba's compiler
+    lock, as ``_maximized_bandwidth``."""
+    lanes = lanes if lanes and avx512(codegen) else 0
+    outer = _LANES[0]
+    if lanes != outer:
+        llvmlite.binding.set_option("", f"-force-vector-width={lanes}")
+    _LANES[0] = lanes
+    try:
+        yield
+    finally:
+        _LANES[0] = outer
+        if lanes != outer:
+            llvmlite.binding.set_option("", f"-force-vector-width={outer}")
+
+
 class _Compiler(compiler.Compiler):
     """Numba's default pipeline, lowering through ``_wide_context``, vectorising under
-    ``_maximized_bandwidth``."""
+    ``_maximized_bandwidth`` (and ``_forced_lanes`` for a subclass that sets ``lanes``)."""
+
+    lanes = 0
 
     def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
         self.state.targetctx = _wide_context(self.state.targetctx)
 
+    @contextlib.contextmanager
+    def _vectoriser(self):
+        codegen = self.state.targetctx.codegen()
+        with _maximized_bandwidth(codegen), _forced_lanes(codegen, self.lanes):
+            yield
+
     def compile_extra(self, func):
-        with _maximized_bandwidth(self.state.targetctx.codegen()):
+        with self._vectoriser():
             return super().compile_extra(func)
 
     def compile_ir(self, func_ir, lifted=(), lifted_from=None):
-        with _maximized_bandwidth(self.state.targetctx.codegen()):
+        with self._vectoriser():
             return super().compile_ir(func_ir, lifted, lifted_from)
+
+
+_LANE_COMPILERS: dict[int, type] = {}
+
+
+def _compiler_with_lanes(lanes: int) -> type:
+    if lanes not in _LANE_COMPILERS:
+        _LANE_COMPILERS[lanes] = type(f"_Compiler{lanes}Lanes", (_Compiler,), {"lanes": lanes})
+    return _LANE_COMPILERS[lanes]
 
 
 # Options of every compiled CPU function: the NumPy error model keeps float division branch-free
@@ -159,17 +201,23 @@ class _Compiler(compiler.Compiler):
 CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
 
 
-def cpu_jit(cache: bool = False, **options):
+def cpu_jit(cache: bool = False, lanes: int = 0, **options):
     """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
     ``parallel=True``, ``forceinline=True``, ``fastmath={"contract"}``).
 
     Args:
         cache: keep the compiled code on disk (``DiskCache``), as Numba's ``cache=True`` does, but
             usable on a read-only install and safe against damaged cache files.
+        lanes: where the CPU has AVX-512, vectorise the function's loops at this many lanes instead
+            of LLVM's choice (0). A loop that stores 16-bit values but computes in 32-bit floats
+            gets 32 lanes from ``-vectorizer-maximize-bandwidth``: two registers for every value,
+            which spill in the sampler loops; 16 keeps one register of float32 per value.
     """
+    if lanes:
+        options = {**options, "pipeline_class": _compiler_with_lanes(lanes)}
 
     def compile_(py_func):
-        dispatcher = numba.njit(**CPU_OPTIONS, **options)(py_func)
+        dispatcher = numba.njit(**{**CPU_OPTIONS, **options})(py_func)
         if cache:
             dispatcher._cache = DiskCache(py_func)  # where Numba's enable_caching() puts its own
         return dispatcher
