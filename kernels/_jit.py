@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import inspect
 import os
@@ -285,7 +286,8 @@ class DiskCache(caching.Cache):
     With none writable and none holding the function, it compiles in memory each process. A
     truncated or garbage index, or a data file that is damaged, stale or for another key, is a miss:
     the function compiles again and its files are rewritten where that is possible. The key is
-    Numba's (signature, CPU name and features, bytecode) plus ``CODEGEN_MARK``.
+    Numba's (signature, CPU name and features, bytecode) plus ``CODEGEN_MARK`` and
+    ``sources_digest()``.
     """
 
     def __init__(self, py_func):  # Cache.__init__ would insist on a writable directory
@@ -346,7 +348,30 @@ class DiskCache(caching.Cache):
             pass
 
     def _index_key(self, sig, codegen):
-        return super()._index_key(sig, codegen) + CODEGEN_MARK
+        return super()._index_key(sig, codegen) + CODEGEN_MARK + (sources_digest(),)
+
+
+@functools.lru_cache(maxsize=None)
+def sources_digest(folder: str = os.path.dirname(os.path.abspath(__file__))) -> str:
+    """SHA-256 of the Python sources in ``folder`` (by default the kernels'), part of the on-disk
+    cache's key.
+
+    A cached kernel holds the code of every function it calls, from other files too, but Numba's key
+    covers only its own bytecode and the stamp of its own file: an edited rounding routine or
+    compile option elsewhere would otherwise leave the old code on disk. Files that cannot be read
+    are left out (the key is then Numba's alone for them)."""
+    digest = hashlib.sha256()
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".py"))
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "rb") as file:
+                digest.update(name.encode() + b"\0" + file.read())
+        except OSError:
+            continue
+    return digest.hexdigest()
 
 
 def _writable(locator) -> bool:

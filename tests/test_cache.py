@@ -190,3 +190,15 @@ def test_damaged_cache_is_recompiled_and_rewritten(tmp_path, cached, expected_bi
     again = install.run()  # the rewritten cache is whole again
     assert again["bits"] == expected_bits
     assert again["hits"] >= 1 and again["misses"] == 0
+
+
+def test_an_edited_helper_module_is_not_served_from_the_cache(tmp_path, cached, expected_bits):
+    """The cached sampler holds code from other files (the Philox rounds, the rounding routines),
+    which Numba's own key does not cover: an edit to one of them must compile the kernel again."""
+    install = cached.copy(tmp_path / "install")
+    helper = install.site / "warpinit" / "kernels" / "philox.py"
+    helper.write_text(helper.read_text() + "\n# edited\n")
+    edited = install.run()
+    assert edited["bits"] == expected_bits
+    assert edited["misses"] >= 1 and edited["hits"] == 0
+    assert install.run()["hits"] >= 1  # and the new key is cached in turn
