@@ -31,6 +31,8 @@ def test_fill_kernel_compiles_to_ptx(kind, cc):
     assert ".entry" in ptx
     # Everything is inlined: no calls to device functions that would need the driver to link.
     assert "call.uni" not in ptx or "__internal" in ptx
+    if kind == "float16":
+        assert "cvt.rn.f16.f32" in ptx  # the GPU's own round-to-nearest-even conversion
 
 
 def _orthogonal_signatures(dtype):
