@@ -62,7 +62,7 @@ _U3 = np.uint64(3)
 _kernel = cpu_jit()
 # The group loops of the 16-bit kinds: their narrowest type is the 16-bit store, for which LLVM's
 # maximized bandwidth vectorises at 32 lanes, two registers for each float32 value, and the normal
-# loop then spilled a third of its registers; at 16 lanes it runs as the float32 kind's does.
+# loop then spilled; at 16 lanes it compiles as the float32 kind's does (bench/RESULTS.md).
 _loop_16bit = cpu_jit(lanes=16)
 _driver = cpu_jit(parallel=True, cache=True)
 
