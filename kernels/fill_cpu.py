@@ -7,10 +7,10 @@ passes while it is hot in cache:
 1. a vectorised pass computes the attempt-0 candidate of every element, one Philox call per group,
    branch-free, writes the value or, for a rejected candidate, the NaN sentinel, and counts the
    rejections;
-2. if any, a redraw pass finds the sentinels in the tile (eight elements a step where the CPU
-   functions are compiled for AVX-512, see ``compress``) and redraws them round after round
-   (attempts 1, 2, ...): each round computes the candidates of the pending elements in one
-   vectorised loop into a small buffer, writes them, and keeps the offsets rejected again.
+2. if any, a redraw pass finds the sentinels in the tile (eight elements a step, see ``compress``)
+   and redraws them round after round (attempts 1, 2, ...): each round computes the candidates of
+   the pending elements in one vectorised loop into a small buffer, writes them, and keeps the
+   offsets rejected again.
 
 No mask is allocated: the output itself records what is pending, and the redraw buffers hold only
 the rejected elements of one tile. Vectorisation needs care: a loop must live in its own function
@@ -31,7 +31,7 @@ import numpy as np
 from numba import prange
 
 from . import compress
-from ._jit import avx512, cpu_jit, specialize
+from ._jit import cpu_jit, specialize
 from .philox import philox_group
 from .samplers import (
     KINDS,
@@ -206,24 +206,15 @@ def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt)
 
 def _find_pending_template(out, o, count, offsets, fmt):
     """The offsets (in out[o:o+count]) of the sentinels, ascending, into ``offsets``; return their
-    number. ``offsets`` has one slot more than the sentinels."""
-    n = 0
-    for j in range(count):
-        offsets[n] = j  # branch-free: the slot is kept only when the element is pending
-        n += np.int64(pending(out, o + j, fmt))
-    return n
-
-
-def _find_pending_compress_template(out, o, count, offsets, fmt):
-    """As ``_find_pending_template``, eight elements per step with AVX-512 (``compress``); the same
-    offsets. ``offsets`` has ``compress.BLOCK`` slots more than the sentinels."""
+    number. ``offsets`` has ``compress.BLOCK`` slots more than the sentinels: eight elements per step
+    (``compress``), then the last few one by one."""
     n = 0
     j = 0
     while j + compress.BLOCK <= count:
         n = compress.compress_pending(out, o + j, j, offsets, n)
         j += compress.BLOCK
     for k in range(j, count):
-        offsets[n] = k
+        offsets[n] = k  # branch-free: the slot is kept only when the element is pending
         n += np.int64(pending(out, o + k, fmt))
     return n
 
@@ -295,8 +286,7 @@ def _compile(kind: str, double: bool):
     steps = {name: loop_kernel(specialize(loop, suffix, **names)) for name, loop in _GROUP_LOOPS[double].items()}
     steps["_draw"] = _kernel(specialize(draw_template, suffix, **names))
     steps["_fill_elements"] = _kernel(specialize(fill_elements_template, suffix, _draw=steps["_draw"]))
-    scan = _find_pending_compress_template if avx512() else _find_pending_template
-    steps["_find_pending"] = _kernel(specialize(scan, suffix, **names))
+    steps["_find_pending"] = _kernel(specialize(_find_pending_template, suffix, **names))
     steps["_emit_round"] = _kernel(specialize(_emit_round_template, suffix, **names))
     for method, name in ((METHOD_UNIFORM, "uniform"), (METHOD_NORMAL, "normal"), ("robert", "robert")):
         steps["_candidates_" + name] = _kernel(
