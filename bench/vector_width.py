@@ -20,7 +20,11 @@ the float32 -> float16 conversions (``vcvtps2ph``, F16C) of:
   the CPU has it and with integer steps where it does not (``kernels/bits.round_float16``);
 * ``small``: the float32 small-matrix orthogonal driver (Gaussians, reflectors, Q, store);
 * ``plain njit`` and ``cpu_jit``: one elementwise loop compiled by plain ``numba.njit``, as any other
-  Numba code in the process is, and by warpinit's ``cpu_jit``.
+  Numba code in the process is, and by warpinit's ``cpu_jit``;
+* ``lanes`` (only when asked for): a loop from 64-bit words to float32 math to 16-bit stores, as the
+  16-bit sampler loops are, compiled by ``cpu_jit()`` and by ``cpu_jit(lanes=...)`` for each ISA
+  (``avx2: 8``, ``avx512: 16``), with the registers its float32 multiplies use; compiled without
+  being run, so that any x86-64 host can inspect it for an AVX-512 target.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import tempfile
 
 import numpy as np
 
+from warpinit.kernels.bits import float32_bits
+from warpinit.kernels.philox import philox_group
+from warpinit.kernels.samplers import uniform24
+
 # The Intel server tunings the kernels must run wide under, AMD's, and LLVM's generic ones.
 CPUS = ("sapphirerapids", "emeraldrapids", "graniterapids", "icelake-server", "skylake-avx512", "znver4",
         "znver5", "x86-64-v4", "generic", "haswell")
@@ -44,6 +52,25 @@ CHILD_TIMEOUT = 600
 def _plain_loop(x, y):
     for i in range(x.size):
         y[i] = x[i] * np.float32(2.5) + np.float32(1.0)
+
+
+def _lanes_loop(out, k0, k1):
+    for g in range(out.size):
+        w0, w1, w2, w3 = philox_group(np.uint64(g), np.uint64(0), np.uint64(0), k0, k1)
+        value = uniform24(w0) * uniform24(w1) + uniform24(w2) * uniform24(w3)
+        out[g] = np.uint16(float32_bits(value) >> np.uint64(16))
+
+
+# The forced widths the ``lanes`` part compiles ``_lanes_loop`` with, beside ``cpu_jit()``'s.
+LANE_PROBES = {"avx2: 8": {"avx2": 8}, "avx512: 16": {"avx512": 16}}
+
+
+def _float_registers(asm: str) -> dict:
+    """The float32 multiplies of ``asm`` by register width, and its instruction count."""
+    lines = [line for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")]
+    multiplies = [line for line in lines if re.match(r"\tvmulps\b", line)]
+    return {"mulps " + width: sum(f"%{width}" in line for line in multiplies) for width in ("xmm", "ymm", "zmm")} | {
+        "instructions": len(lines)}
 
 
 def counts(asm: str) -> dict:
@@ -104,6 +131,12 @@ def inspect(parts=("span", "small", "plain")) -> dict:
             function = compile_(_plain_loop)
             function(x, np.empty_like(x))
             report[name] = counts(_asm(function))
+    if "lanes" in parts:
+        report["lanes"] = {}
+        for name, lanes in (("default", None), *LANE_PROBES.items()):
+            function = cpu_jit(lanes=lanes)(_lanes_loop)
+            function.compile("void(uint16[::1], uint64, uint64)")  # compiled, not run: any target
+            report["lanes"][name] = _float_registers(_asm(function))
     if "bits" in parts:
         report["bits"] = drawn_digest()
     return report

@@ -27,8 +27,11 @@ type, leaving the float math on half-width registers. The option is global to LL
 only while Numba compiles a warpinit function (under Numba's compiler lock) and reset afterwards; on
 AVX2-only CPUs it is left alone (it did not help there). A loop whose narrowest type is a 16-bit
 store is then sized by that store, at 32 lanes of float32 math in two registers each, and spills;
-``cpu_jit(lanes=16)`` sets ``-force-vector-width`` the same way for such a function alone, on
-AVX-512 only. None of this changes an instruction set
+``cpu_jit(lanes={"avx512": 16})`` sets ``-force-vector-width`` the same way for such a function
+alone, on AVX-512 only. On AVX2, a loop of few long dependent chains (the redraw pass's candidates,
+one Philox call and one transform per element) sized by its 64-bit words runs four lanes an
+iteration and waits on their latency; ``lanes={"avx2": 8}`` gives it two registers of words for
+each register of float32 values. None of this changes an instruction set
 (the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
 the kernels contract no multiply-adds unless they say so, and lane width does not change an
 elementwise result. Other Numba code in the process compiles as it would without warpinit: the
@@ -59,6 +62,7 @@ __all__ = [
     "DiskCache",
     "avx512",
     "cpu_jit",
+    "vector_isa",
     "shared",
     "shared_intrinsic",
     "specialize",
@@ -72,7 +76,7 @@ __all__ = [
 # The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
 WIDE_VECTORS = '"prefer-vector-width"="512"'
 # What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
-CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes")
+CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes per vector ISA")
 
 
 class _Attributes(llvmlite.ir.FunctionAttributes):
@@ -110,14 +114,28 @@ def _wide_context(context):
     return wide
 
 
-def avx512(codegen=None) -> bool:
-    """Whether ``codegen`` (by default that of Numba's CPU target, which ``cpu_jit`` compiles with)
-    emits code for a CPU with AVX-512 F: the host's features, or ``NUMBA_CPU_FEATURES`` when set."""
+def _features(codegen) -> list[str]:
+    """The CPU features ``codegen`` (by default that of Numba's CPU target, which ``cpu_jit``
+    compiles with) emits code for: the host's, or ``NUMBA_CPU_FEATURES`` when set."""
     if codegen is None:
         from numba.core.registry import cpu_target
 
         codegen = cpu_target.target_context.codegen()
-    return "+avx512f" in codegen.magic_tuple()[2].split(",")
+    return codegen.magic_tuple()[2].split(",")
+
+
+def avx512(codegen=None) -> bool:
+    """Whether ``codegen`` (see ``_features``) emits code for a CPU with AVX-512 F."""
+    return "+avx512f" in _features(codegen)
+
+
+def vector_isa(codegen=None) -> str:
+    """The widest vector instruction set ``codegen`` (see ``_features``) emits: "avx512" (AVX-512 F),
+    "avx2", or "" (any other CPU); the keys of ``cpu_jit``'s ``lanes``."""
+    features = _features(codegen)
+    if "+avx512f" in features:
+        return "avx512"
+    return "avx2" if "+avx2" in features else ""
 
 
 _BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions it calls) open it once
@@ -146,11 +164,11 @@ _LANES = [0]  # the forced vector width of the function being compiled (0: LLVM'
 
 @contextlib.contextmanager
 def _forced_lanes(codegen, lanes):
-    """LLVM's loop vectoriser uses ``lanes`` lanes (``-force-vector-width``) while this is open, if
-    ``codegen`` targets AVX-512 and ``lanes`` is set; its own choice otherwise, also for the
-    functions compiled inside (the setting is the innermost compilation's). Under Numba's compiler
-    lock, as ``_maximized_bandwidth``."""
-    lanes = lanes if lanes and avx512(codegen) else 0
+    """LLVM's loop vectoriser uses ``lanes[vector_isa(codegen)]`` lanes (``-force-vector-width``)
+    while this is open, where ``lanes`` (a tuple of (ISA, lanes) pairs) names the ISA ``codegen``
+    targets; its own choice otherwise, also for the functions compiled inside (the setting is the
+    innermost compilation's). Under Numba's compiler lock, as ``_maximized_bandwidth``."""
+    lanes = dict(lanes).get(vector_isa(codegen), 0)
     outer = _LANES[0]
     if lanes != outer:
         llvmlite.binding.set_option("", f"-force-vector-width={lanes}")
@@ -167,7 +185,7 @@ class _Compiler(compiler.Compiler):
     """Numba's default pipeline, lowering through ``_wide_context``, vectorising under
     ``_maximized_bandwidth`` (and ``_forced_lanes`` for a subclass that sets ``lanes``)."""
 
-    lanes = 0
+    lanes = ()
 
     def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
@@ -188,12 +206,13 @@ class _Compiler(compiler.Compiler):
             return super().compile_ir(func_ir, lifted, lifted_from)
 
 
-_LANE_COMPILERS: dict[int, type] = {}
+_LANE_COMPILERS: dict[tuple, type] = {}
 
 
-def _compiler_with_lanes(lanes: int) -> type:
+def _compiler_with_lanes(lanes: tuple) -> type:
     if lanes not in _LANE_COMPILERS:
-        _LANE_COMPILERS[lanes] = type(f"_Compiler{lanes}Lanes", (_Compiler,), {"lanes": lanes})
+        name = "".join(f"{isa.capitalize()}{count}" for isa, count in lanes)
+        _LANE_COMPILERS[lanes] = type(f"_Compiler{name}Lanes", (_Compiler,), {"lanes": lanes})
     return _LANE_COMPILERS[lanes]
 
 
@@ -202,20 +221,26 @@ def _compiler_with_lanes(lanes: int) -> type:
 CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
 
 
-def cpu_jit(cache: bool = False, lanes: int = 0, **options):
+def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, **options):
     """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
     ``parallel=True``, ``forceinline=True``, ``fastmath={"contract"}``).
 
     Args:
         cache: keep the compiled code on disk (``DiskCache``), as Numba's ``cache=True`` does, but
             usable on a read-only install and safe against damaged cache files.
-        lanes: where the CPU has AVX-512, vectorise the function's loops at this many lanes instead
-            of LLVM's choice (0). A loop that stores 16-bit values but computes in 32-bit floats
-            gets 32 lanes from ``-vectorizer-maximize-bandwidth``: two registers for every value,
-            which spill in the sampler loops; 16 keeps one register of float32 per value.
+        lanes: the lanes to vectorise the function's loops at, by the vector ISA the CPU
+            functions are compiled for (``vector_isa``: "avx512", "avx2"); LLVM's choice for an
+            ISA not named. On AVX-512, a loop that stores 16-bit values but computes in 32-bit
+            floats gets 32 lanes from ``-vectorizer-maximize-bandwidth``: two registers for every
+            value, which spill in the sampler loops; 16 keeps one register of float32 per value.
+            On AVX2, 8 lanes (one register of float32 values) interleave a latency-bound loop's
+            64-bit chains two registers at a time.
     """
     if lanes:
-        options = {**options, "pipeline_class": _compiler_with_lanes(lanes)}
+        for isa, count in lanes.items():
+            if isa not in ("avx512", "avx2") or not isinstance(count, int) or count < 1:
+                raise ValueError(f"lanes: expected {{'avx512' or 'avx2': a positive int}}, got {lanes!r}")
+        options = {**options, "pipeline_class": _compiler_with_lanes(tuple(sorted(lanes.items())))}
 
     def compile_(py_func):
         dispatcher = numba.njit(**{**CPU_OPTIONS, **options})(py_func)

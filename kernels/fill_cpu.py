@@ -63,7 +63,12 @@ _kernel = cpu_jit()
 # The group loops of the 16-bit kinds: their narrowest type is the 16-bit store, for which LLVM's
 # maximized bandwidth vectorises at 32 lanes, two registers for each float32 value, and the normal
 # loop then spilled; at 16 lanes it compiles as the float32 kind's does (bench/RESULTS.md).
-_loop_16bit = cpu_jit(lanes=16)
+_loop_16bit = cpu_jit(lanes={"avx512": 16})
+# The redraw pass's candidate loops: one Philox call and one transform per element, long chains of
+# dependent steps in 64-bit lanes. Sized by those words, AVX2 runs them four lanes an iteration and
+# waits on their latency; at eight, each iteration carries two independent registers of words
+# (bench/RESULTS.md).
+_candidate_loop = cpu_jit(lanes={"avx2": 8})
 _driver = cpu_jit(parallel=True, cache=True)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
@@ -289,7 +294,7 @@ def _compile(kind: str, double: bool):
     steps["_find_pending"] = _kernel(specialize(_find_pending_template, suffix, **names))
     steps["_emit_round"] = _kernel(specialize(_emit_round_template, suffix, **names))
     for method, name in ((METHOD_UNIFORM, "uniform"), (METHOD_NORMAL, "normal"), ("robert", "robert")):
-        steps["_candidates_" + name] = _kernel(
+        steps["_candidates_" + name] = _candidate_loop(
             specialize(_candidates_template, f"_{name}{suffix}", candidate=lanes[method], **names)
         )
     span = _kernel(specialize(_fill_span_template, suffix, **steps, **names))

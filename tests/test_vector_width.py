@@ -1,7 +1,8 @@
 """warpinit's CPU kernels use the CPU's widest vectors whatever LLVM's tuning prefers; other Numba
 code compiles as it would without warpinit. Read from the assembly of a subprocess compiled with an
 Intel server tuning (which prefers 256-bit vectors), the host's features kept. The values drawn are
-the same under every target: an AVX2-only one, one without F16C, an Intel tuning, the host's own."""
+the same under every target: an AVX2-only one, one without F16C, an Intel tuning, the host's own.
+A loop's lanes forced for one vector ISA (``cpu_jit(lanes=...)``) apply to that ISA's targets alone."""
 
 import llvmlite.binding as ll
 import pytest
@@ -25,10 +26,31 @@ def test_kernels_are_wide_under_an_intel_tuning_and_other_numba_code_is_not_chan
 
 
 @pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
+def test_lanes_forced_for_avx512_apply_to_an_avx512_target_alone():
+    # Compiled for an AVX-512 CPU, not run: any x86-64 host can check it.
+    features = ",".join(f for f in vector_width.avx2_features().split(",") if not f.startswith("-avx512"))
+    features += ",+avx512f,+avx512dq,+avx512bw,+avx512vl,+avx512cd"
+    lanes = vector_width.run_child("sapphirerapids", features, parts=("lanes",))["lanes"]
+    # Forced to 16 lanes, the float32 math of a loop that stores 16-bit values takes one zmm a
+    # value (LLVM's own choice, by the 16-bit store, is another); the width forced for AVX2 is not
+    # applied.
+    forced = lanes["avx512: 16"]
+    assert forced != lanes["default"] and forced["mulps zmm"] > 0 and forced["mulps ymm"] == forced["mulps xmm"] == 0
+    assert lanes["avx2: 8"] == lanes["default"]
+
+
+@pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
 def test_avx2_target_gets_256_bit_code():
-    report = vector_width.run_child("haswell", vector_width.avx2_features(), parts=("span", "half", "plain", "bits"))
+    report = vector_width.run_child("haswell", vector_width.avx2_features(),
+                                    parts=("span", "half", "plain", "lanes", "bits"))
     assert report["cpu_jit"]["zmm"] == 0 and report["cpu_jit"]["ymm"] > 0
-    assert report["span"]["zmm"] == 0 and report["span"]["vpcompressq"] == 0  # the scalar scan
+    assert report["span"]["zmm"] == 0 and report["span"]["vpcompressq"] == 0  # the scan packs by table
+    lanes = report["lanes"]
+    # Forced to 8 lanes, the loop's float32 math takes one ymm a value and nothing narrower; the
+    # width forced for AVX-512 is not applied.
+    forced = lanes["avx2: 8"]
+    assert forced != lanes["default"] and forced["mulps ymm"] > 0 and forced["mulps xmm"] == forced["mulps zmm"] == 0
+    assert lanes["avx512: 16"] == lanes["default"]
     assert report["half"]["vcvtps2ph"] > 0  # float16 outputs rounded by F16C's conversion
     assert report["bits"] == vector_width.drawn_digest()  # the same values as the host's code
 
