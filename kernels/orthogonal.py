@@ -45,8 +45,7 @@ from numba import prange
 
 from . import rank_update
 from ._jit import cpu_jit, shared, specialize
-from .bits import round_16bit
-from .samplers import METHOD_NORMAL
+from .samplers import METHOD_NORMAL, ROUND_16BIT, kind_of
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
 SMALL_BLOCK = rank_update.BLOCK  # reflectors applied together by the small-matrix kernel (its Gram is written for four)
@@ -297,8 +296,9 @@ def small_from_gaussians_cpu(g, tau, q):
 
 # The small-matrix driver: one member per thread, everything in cache ------------------------------
 # Templates, bound per output kind by ``_compile_small`` (as the fill kernels are): ``span`` is the
-# fill kernels' span of the compute dtype, ``store`` writes a member to the output.
-span = store = compute_dtype = _member_gaussians = None
+# fill kernels' span of the compute dtype, ``store`` writes a member to the output; ``round_format``
+# is a 16-bit kind's rounding (``samplers.ROUND_16BIT``), bound in its stores.
+span = store = compute_dtype = _member_gaussians = round_format = None
 
 
 def _member_gaussians_template(g, k0, k1, stream, group, p):
@@ -335,16 +335,23 @@ def _store_native(out, q, gain, transpose, fmt):
                 out[i, j] = gain * q[i, j]
 
 
-@cpu_jit(forceinline=True)
-def _store_16bit(out, q, gain, transpose, fmt):
+def _store_16bit_template(out, q, gain, transpose, fmt):
     n, m = (out.shape[1], out.shape[0]) if transpose else out.shape
     for i in range(n):
         for j in range(m):
-            bits, _ = round_16bit(gain * q[i, j], fmt)
+            bits, _ = round_format(gain * q[i, j], fmt)
             if transpose:
                 out[j, i] = np.uint16(bits)
             else:
                 out[i, j] = np.uint16(bits)
+
+
+# Each output kind's member store; a 16-bit kind's rounding is bound at compile time (a run-time
+# choice of format computed both roundings).
+_STORES = {"float32": _store_native, "float64": _store_native} | {
+    kind: cpu_jit(forceinline=True)(specialize(_store_16bit_template, "_" + kind, round_format=rounding))
+    for kind, rounding in ROUND_16BIT.items()
+}
 
 
 _MEMBER_GAUSSIANS: dict = {}
@@ -365,7 +372,7 @@ def member_gaussians_kernel(double: bool):
 
 def _compile_small(kind):
     compute = np.float64 if kind == "float64" else np.float32
-    names = {"store": _store_16bit if kind in ("bfloat16", "float16") else _store_native, "compute_dtype": compute}
+    names = {"store": _STORES[kind], "compute_dtype": compute}
     gaussians = member_gaussians_kernel(kind == "float64")
     return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians, **names))
 
@@ -379,8 +386,6 @@ def small_cpu(out, n, m, keys, gain, transpose, fmt):
     (``philox.key_table``), transposed when rows < cols. One member per thread: Gaussians,
     reflectors and Q never leave the thread's cache."""
     from . import plan, threads
-    from .samplers import kind_of
-
     double = out.dtype == np.float64
     kind = kind_of(double, fmt)
     if kind not in _SMALL_DRIVERS:
@@ -563,10 +568,18 @@ def haar_keys_cpu(keys, q):
 # Output ----------------------------------------------------------------------------------------------
 
 
-@_parallel
+def _scale_round_template(q, gain, out, fmt):
+    for i in prange(q.size):
+        bits, _ = round_format(gain * q[i], fmt)
+        out[i] = np.uint16(bits)
+
+
+_SCALE_ROUND = {kind: _parallel(specialize(_scale_round_template, "_" + kind, round_format=rounding))
+                for kind, rounding in ROUND_16BIT.items()}
+
+
 def scale_round_cpu(q, gain, out, fmt):
     """out = gain * q rounded to the 16-bit format ``fmt`` (bits.FORMAT_*): q float32 (flat), out the
-    uint16 view of the result (flat), through the shared round-to-nearest-even routine."""
-    for i in prange(q.size):
-        bits, _ = round_16bit(gain * q[i], fmt)
-        out[i] = np.uint16(bits)
+    uint16 view of the result (flat), through that format's shared round-to-nearest-even routine
+    (``samplers.ROUND_16BIT``, bound at compile time)."""
+    _SCALE_ROUND[kind_of(False, fmt)](q, gain, out, fmt)

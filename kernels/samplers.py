@@ -468,6 +468,8 @@ def _round_float16_only(x, fmt):
 round_format = None  # bound per emitter by ``_jit.specialize``
 emit_bfloat16 = shared(specialize(_emit_16bit_template, "_bfloat16", round_format=_round_bfloat16_only))
 emit_float16 = shared(specialize(_emit_16bit_template, "_float16", round_format=_round_float16_only))
+# The rounding of each 16-bit kind, with ``round_16bit``'s arguments, for other kernels' stores.
+ROUND_16BIT = {"bfloat16": _round_bfloat16_only, "float16": _round_float16_only}
 
 
 @shared
