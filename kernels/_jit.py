@@ -124,11 +124,6 @@ def _features(codegen) -> list[str]:
     return codegen.magic_tuple()[2].split(",")
 
 
-def avx512(codegen=None) -> bool:
-    """Whether ``codegen`` (see ``_features``) emits code for a CPU with AVX-512 F."""
-    return "+avx512f" in _features(codegen)
-
-
 def vector_isa(codegen=None) -> str:
     """The widest vector instruction set ``codegen`` (see ``_features``) emits: "avx512" (AVX-512 F),
     "avx2", or "" (any other CPU); the keys of ``cpu_jit``'s ``lanes``."""
@@ -136,6 +131,11 @@ def vector_isa(codegen=None) -> str:
     if "+avx512f" in features:
         return "avx512"
     return "avx2" if "+avx2" in features else ""
+
+
+def avx512(codegen=None) -> bool:
+    """Whether ``codegen`` (see ``_features``) emits code for a CPU with AVX-512 F."""
+    return vector_isa(codegen) == "avx512"
 
 
 _BANDWIDTH_DEPTH = [0]  # nested compilations (a kernel compiles the functions it calls) open it once
