@@ -456,6 +456,7 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
     w = np.empty((block, m), dtype=v.dtype)
     tw = np.empty((block, m), dtype=v.dtype)
     t = np.empty((1, block, block), dtype=v.dtype)
+    diagonal = np.arange(block)
     for member in range(batch):
         for j0 in range((m - 1) // block * block, -1, -block):
             j1 = min(j0 + block, m)
@@ -474,7 +475,7 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
             # The panel's own columns: (I - V T V^T) E = E - V (T V1^T).
             own = q[member, j0:, j0:j1]
             gemm(-1.0, panel, factor[0] @ top.T, 0.0, own)
-            own[:width] += np.eye(width, dtype=v.dtype)
+            own[diagonal[:width], diagonal[:width]] += 1  # E's ones
     return q
 
 
