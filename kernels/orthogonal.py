@@ -438,23 +438,24 @@ def accumulate(v, tau, xp, larft, block=BLOCK):
 
 
 def accumulate_blas(v, tau, block=BLOCK, q=None):
-    """``accumulate`` on the CPU through ``blas.gemm``, writing Q in place with no zero fill first.
+    """``accumulate`` on the CPU through ``blas.gemm`` and ``blas.trmm``, writing Q in place with no
+    zero fill first.
 
     Before the panel of columns j0:j1 is applied, the columns already formed (j1 on) are zero in
     every row above j1: so W = V^T C skips those rows (V2^T C2, V2 the panel's rows from j1), and
-    the panel writes its top rows of C (-V1 T W, beta = 0) instead of updating zeros; only
-    C2 -= V2 T W updates in place (beta = 1) on the strided view of Q. Every entry of Q is written
-    by exactly one beta = 0 product before any update reads it, so ``q`` need not be initialised
-    (its fresh pages are first touched by the BLAS's threads). Same arithmetic as ``accumulate``
-    member by member but for the products with those zeros, so both give the same Q up to the
-    BLAS's rounding. ``q``, if given, receives the result (B, n, m)."""
-    from .blas import gemm
+    the panel writes its top rows of C (-V1 T W: T W copied there, then multiplied by V1) instead of
+    updating zeros; only C2 -= V2 T W updates in place (beta = 1) on the strided view of Q. T (upper)
+    and V1 (unit lower) are triangular, so their products go through TRMM, at half a GEMM's flops.
+    Every entry of Q is written by a beta = 0 product or that copy before any update reads it, so
+    ``q`` need not be initialised (its fresh pages are first touched by the BLAS's threads). Same
+    arithmetic as ``accumulate`` member by member but for the products with those zeros, so both
+    give the same Q up to the BLAS's rounding. ``q``, if given, receives the result (B, n, m)."""
+    from .blas import gemm, trmm
 
     batch, n, m = v.shape
     if q is None:
         q = np.empty_like(v)
     w = np.empty((block, m), dtype=v.dtype)
-    tw = np.empty((block, m), dtype=v.dtype)
     t = np.empty((1, block, block), dtype=v.dtype)
     diagonal = np.arange(block)
     for member in range(batch):
@@ -467,11 +468,13 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
             larft_cpu((panel.T @ panel)[None], np.ascontiguousarray(tau[member : member + 1, j0:j1]), factor)
             if j1 < m:
                 trailing = q[member, j1:, j1:]  # C2; the rows j0:j1 of C are zero
-                product, scaled = w[:width, : m - j1], tw[:width, : m - j1]
+                product = w[:width, : m - j1]
                 gemm(1.0, lower, trailing, 0.0, product, transpose_a=True)  # W = V2^T C2
-                gemm(1.0, factor[0], product, 0.0, scaled)  # T W
-                gemm(-1.0, top, scaled, 0.0, q[member, j0:j1, j1:])  # C1 = -V1 T W
-                gemm(-1.0, lower, scaled, 1.0, trailing)  # C2 -= V2 T W
+                trmm(1.0, factor[0], product, lower=False)  # T W, in place
+                top_rows = q[member, j0:j1, j1:]
+                top_rows[...] = product
+                trmm(-1.0, top, top_rows, lower=True, unit=True)  # C1 = -V1 T W
+                gemm(-1.0, lower, product, 1.0, trailing)  # C2 -= V2 T W
             # The panel's own columns: (I - V T V^T) E = E - V (T V1^T).
             own = q[member, j0:, j0:j1]
             gemm(-1.0, panel, factor[0] @ top.T, 0.0, own)

@@ -1,4 +1,4 @@
-"""Direct GEMM into NumPy's BLAS, and the two GEMM paths of orthogonal that must agree."""
+"""Direct GEMM and TRMM into NumPy's BLAS, and the two GEMM paths of orthogonal that must agree."""
 
 import numpy as np
 import pytest
@@ -36,6 +36,36 @@ def test_gemm_rejects_bad_operands():
         blas.gemm(1.0, a, np.zeros((5, 2), np.float32), 0.0, np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="unit stride"):
         blas.gemm(1.0, a[:, ::2], np.zeros((2, 2), np.float32), 0.0, np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lower, unit", [(False, False), (True, True), (True, False), (False, True)])
+def test_trmm_reads_one_triangle_and_updates_a_strided_view_in_place(dtype, lower, unit):
+    rng = np.random.default_rng(3)
+    stored = rng.standard_normal((30, 40)).astype(dtype)
+    a = stored[2:13, 5:16]  # 11 x 11 view, row stride 40; the other triangle and the diagonal hold noise
+    triangle = np.tril(a, -1 if unit else 0) if lower else np.triu(a, 1 if unit else 0)
+    if unit:
+        triangle = triangle + np.eye(11, dtype=dtype)
+    b_full = rng.standard_normal((20, 30)).astype(dtype)
+    b = b_full[4:15, 2:11]  # 11 x 9 view
+    expected = -1.5 * (triangle.astype(np.float64) @ b.astype(np.float64))
+    untouched = b_full.copy()
+    blas.trmm(-1.5, a, b, lower=lower, unit=unit)
+    np.testing.assert_allclose(b, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    outside = np.ones_like(b_full, dtype=bool)
+    outside[4:15, 2:11] = False
+    np.testing.assert_array_equal(b_full[outside], untouched[outside])
+
+
+def test_trmm_rejects_bad_operands():
+    b = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="trmm: a must be square"):
+        blas.trmm(1.0, np.zeros((3, 2), np.float32), b, lower=True)
+    with pytest.raises(ValueError, match="trmm: b must be a 2-D float32 view with unit stride"):
+        blas.trmm(1.0, np.zeros((3, 3), np.float32), np.zeros((3, 8), np.float32)[:, ::2], lower=True)
+    with pytest.raises(ValueError, match="trmm: a must be a 2-D float32 view"):
+        blas.trmm(1.0, np.zeros((3, 3), np.float64), b, lower=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
