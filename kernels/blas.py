@@ -33,6 +33,7 @@ _LOWER = 122
 _NON_UNIT = 131
 _UNIT = 132
 _LEFT = 141
+_RIGHT = 142
 
 # Symbol patterns and their integer type: NumPy's wheels carry an ILP64 OpenBLAS with prefixed,
 # suffixed names. ``{}`` is the routine (sgemm, dtrmm, ...).
@@ -120,21 +121,25 @@ def gemm(alpha, a, b, beta, c, transpose_a=False, transpose_b=False):
                                c.ctypes.data, _leading(c))
 
 
-def trmm(alpha, a, b, lower, unit=False):
-    """b = alpha * a @ b, in place, for a triangular ``a`` (square; only its triangle is read).
+def trmm(alpha, a, b, lower, unit=False, transpose=False, right=False):
+    """b = alpha * op(a) @ b, or alpha * b @ op(a) if ``right``, in place, for a triangular ``a``
+    (square; only its triangle is read), op = transpose when asked.
 
     Args:
         alpha: scalar.
-        a: (m, m) triangular: lower if ``lower``, else upper; with ``unit``, its diagonal is taken as
-            ones and not read.
+        a: (k, k), k = b's rows (b's columns if ``right``), triangular as stored: lower if ``lower``,
+            else upper; with ``unit``, its diagonal is taken as ones and not read.
         b: (m, n), overwritten. a and b are 2-D NumPy arrays (views allowed) of one float dtype whose
             last axis has unit stride. No copy is made.
     """
     _check_views("trmm", b.dtype, a=a, b=b)
     m, n = b.shape
-    if a.shape != (m, m):
-        raise ValueError(f"trmm: a must be square and match b's {m} rows, got {a.shape} @ {b.shape}")
+    k = n if right else m
+    if a.shape != (k, k):
+        side = "columns" if right else "rows"
+        raise ValueError(f"trmm: a must be square and match b's {k} {side}, got {a.shape} and {b.shape}")
     if m == 0 or n == 0:
         return
-    _routines(b.dtype)["trmm"](_ROW_MAJOR, _LEFT, _LOWER if lower else _UPPER, _NO_TRANS, _UNIT if unit else _NON_UNIT,
-                               m, n, alpha, a.ctypes.data, _leading(a), b.ctypes.data, _leading(b))
+    _routines(b.dtype)["trmm"](_ROW_MAJOR, _RIGHT if right else _LEFT, _LOWER if lower else _UPPER,
+                               _TRANS if transpose else _NO_TRANS, _UNIT if unit else _NON_UNIT, m, n, alpha,
+                               a.ctypes.data, _leading(a), b.ctypes.data, _leading(b))

@@ -444,9 +444,10 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
     Before the panel of columns j0:j1 is applied, the columns already formed (j1 on) are zero in
     every row above j1: so W = V^T C skips those rows (V2^T C2, V2 the panel's rows from j1), and
     the panel writes its top rows of C (-V1 T W: T W copied there, then multiplied by V1) instead of
-    updating zeros; only C2 -= V2 T W updates in place (beta = 1) on the strided view of Q. T (upper)
-    and V1 (unit lower) are triangular, so their products go through TRMM, at half a GEMM's flops.
-    Every entry of Q is written by a beta = 0 product or that copy before any update reads it, so
+    updating zeros; only C2 -= V2 T W updates in place (beta = 1) on the strided view of Q. The
+    panel's own columns are E - V U, U = T V1^T (V copied there, then multiplied by U). T and U
+    (upper) and V1 (unit lower) are triangular, so their products go through TRMM, at half a GEMM's
+    flops. Every entry of Q is written by a beta = 0 product or a copy before any update reads it, so
     ``q`` need not be initialised (its fresh pages are first touched by the BLAS's threads). Same
     arithmetic as ``accumulate`` member by member but for the products with those zeros, so both
     give the same Q up to the BLAS's rounding. ``q``, if given, receives the result (B, n, m)."""
@@ -457,6 +458,7 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
         q = np.empty_like(v)
     w = np.empty((block, m), dtype=v.dtype)
     t = np.empty((1, block, block), dtype=v.dtype)
+    u = np.empty((block, block), dtype=v.dtype)
     diagonal = np.arange(block)
     for member in range(batch):
         for j0 in range((m - 1) // block * block, -1, -block):
@@ -476,8 +478,12 @@ def accumulate_blas(v, tau, block=BLOCK, q=None):
                 trmm(-1.0, top, top_rows, lower=True, unit=True)  # C1 = -V1 T W
                 gemm(-1.0, lower, product, 1.0, trailing)  # C2 -= V2 T W
             # The panel's own columns: (I - V T V^T) E = E - V (T V1^T).
+            upper = u[:width, :width]
+            upper[...] = factor[0]
+            trmm(1.0, top, upper, lower=True, unit=True, transpose=True, right=True)  # U = T V1^T
             own = q[member, j0:, j0:j1]
-            gemm(-1.0, panel, factor[0] @ top.T, 0.0, own)
+            own[...] = panel
+            trmm(-1.0, upper, own, lower=False, right=True)  # -V U
             own[diagonal[:width], diagonal[:width]] += 1  # E's ones
     return q
 

@@ -40,18 +40,21 @@ def test_gemm_rejects_bad_operands():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lower, unit", [(False, False), (True, True), (True, False), (False, True)])
-def test_trmm_reads_one_triangle_and_updates_a_strided_view_in_place(dtype, lower, unit):
+@pytest.mark.parametrize("transpose, right", [(False, False), (True, False), (False, True), (True, True)])
+def test_trmm_reads_one_triangle_and_updates_a_strided_view_in_place(dtype, lower, unit, transpose, right):
     rng = np.random.default_rng(3)
+    k = 9 if right else 11
     stored = rng.standard_normal((30, 40)).astype(dtype)
-    a = stored[2:13, 5:16]  # 11 x 11 view, row stride 40; the other triangle and the diagonal hold noise
+    a = stored[2 : 2 + k, 5 : 5 + k]  # k x k view, row stride 40; the other triangle and the diagonal hold noise
     triangle = np.tril(a, -1 if unit else 0) if lower else np.triu(a, 1 if unit else 0)
     if unit:
-        triangle = triangle + np.eye(11, dtype=dtype)
+        triangle = triangle + np.eye(k, dtype=dtype)
+    op = (triangle.T if transpose else triangle).astype(np.float64)
     b_full = rng.standard_normal((20, 30)).astype(dtype)
     b = b_full[4:15, 2:11]  # 11 x 9 view
-    expected = -1.5 * (triangle.astype(np.float64) @ b.astype(np.float64))
+    expected = -1.5 * ((b.astype(np.float64) @ op) if right else (op @ b.astype(np.float64)))
     untouched = b_full.copy()
-    blas.trmm(-1.5, a, b, lower=lower, unit=unit)
+    blas.trmm(-1.5, a, b, lower=lower, unit=unit, transpose=transpose, right=right)
     np.testing.assert_allclose(b, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
     outside = np.ones_like(b_full, dtype=bool)
     outside[4:15, 2:11] = False
@@ -60,8 +63,10 @@ def test_trmm_reads_one_triangle_and_updates_a_strided_view_in_place(dtype, lowe
 
 def test_trmm_rejects_bad_operands():
     b = np.zeros((3, 4), np.float32)
-    with pytest.raises(ValueError, match="trmm: a must be square"):
+    with pytest.raises(ValueError, match="trmm: a must be square and match b's 3 rows"):
         blas.trmm(1.0, np.zeros((3, 2), np.float32), b, lower=True)
+    with pytest.raises(ValueError, match="trmm: a must be square and match b's 4 columns"):
+        blas.trmm(1.0, np.zeros((3, 3), np.float32), b, lower=True, right=True)
     with pytest.raises(ValueError, match="trmm: b must be a 2-D float32 view with unit stride"):
         blas.trmm(1.0, np.zeros((3, 3), np.float32), np.zeros((3, 8), np.float32)[:, ::2], lower=True)
     with pytest.raises(ValueError, match="trmm: a must be a 2-D float32 view"):
