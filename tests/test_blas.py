@@ -8,6 +8,13 @@ from warpinit.kernels import blas, orthogonal
 pytestmark = pytest.mark.skipif(not blas.available(np.float32), reason="NumPy's BLAS is not OpenBLAS here")
 
 
+def _assert_unchanged_around(full, before, view):
+    """Every entry of ``full`` outside ``view`` (a tuple of slices) still equals ``before``'s."""
+    outside = np.ones_like(full, dtype=bool)
+    outside[view] = False
+    np.testing.assert_array_equal(full[outside], before[outside])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True), (True, True)])
 def test_gemm_on_strided_views_in_place(dtype, transpose_a, transpose_b):
@@ -25,9 +32,7 @@ def test_gemm_on_strided_views_in_place(dtype, transpose_a, transpose_b):
     untouched = c_full.copy()
     blas.gemm(-2.0, a, b, 0.5, c, transpose_a=transpose_a, transpose_b=transpose_b)
     np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-    outside = np.ones_like(c_full, dtype=bool)
-    outside[4:15, 2:11] = False
-    np.testing.assert_array_equal(c_full[outside], untouched[outside])
+    _assert_unchanged_around(c_full, untouched, (slice(4, 15), slice(2, 11)))
 
 
 def test_gemm_rejects_bad_operands():
@@ -56,9 +61,7 @@ def test_trmm_reads_one_triangle_and_updates_a_strided_view_in_place(dtype, lowe
     untouched = b_full.copy()
     blas.trmm(-1.5, a, b, lower=lower, unit=unit, transpose=transpose, right=right)
     np.testing.assert_allclose(b, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-    outside = np.ones_like(b_full, dtype=bool)
-    outside[4:15, 2:11] = False
-    np.testing.assert_array_equal(b_full[outside], untouched[outside])
+    _assert_unchanged_around(b_full, untouched, (slice(4, 15), slice(2, 11)))
 
 
 def test_trmm_rejects_bad_operands():
