@@ -133,13 +133,14 @@ def generate(shape, gain, dtype, keys, device, result):
             kernels.small_cpu(storage, big, small, keys, gain, rows < cols, fmt)
             return
         direct = rows >= cols and not fmt and dtype == compute  # Q straight into the result
-        from warpinit.kernels import threads
+        from warpinit.kernels import threads, trapezoid
 
         with threads.BLAS_LOCK:
             if kernels.batch_workers(count) > 1:  # members drawn and built by each worker
                 q = kernels.haar_keys_cpu(keys, target if direct else np.empty((count, big, small), compute))
-            else:
-                q = kernels.haar_cpu(_gaussians(count, big, small, compute, keys, "cpu"), q=target if direct else None)
+            else:  # the Gaussians that the reflectors read, drawn by every thread
+                g = trapezoid.draw(np.empty((count, big, small), compute), keys)
+                q = kernels.haar_cpu(g, q=target if direct else None)
         if direct:
             if gain != 1.0:
                 target *= dtype.type(gain)

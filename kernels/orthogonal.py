@@ -45,7 +45,7 @@ from numba import prange
 
 from . import rank_update
 from ._jit import cpu_jit, shared, specialize
-from .samplers import METHOD_NORMAL, ROUND_16BIT, kind_of
+from .samplers import ROUND_16BIT, kind_of
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
 SMALL_BLOCK = rank_update.BLOCK  # reflectors applied together by the small-matrix kernel (its Gram is written for four)
@@ -295,28 +295,21 @@ def small_from_gaussians_cpu(g, tau, q):
 
 
 # The small-matrix driver: one member per thread, everything in cache ------------------------------
-# Templates, bound per output kind by ``_compile_small`` (as the fill kernels are): ``span`` is the
-# fill kernels' span of the compute dtype, ``store`` writes a member to the output; ``round_format``
-# is a 16-bit kind's rounding (``samplers.ROUND_16BIT``), bound in its stores.
-span = store = compute_dtype = _member_gaussians = round_format = None
-
-
-def _member_gaussians_template(g, k0, k1, stream, group, p):
-    """The Gaussian inputs of one member, normal((n, m), stream), into g (n, m).
-
-    Only the lower trapezoid is used, but drawing it row by row costs more than drawing everything:
-    short rows never reach the vectorised loop of the span."""
-    n, m = g.shape
-    span(g.reshape(-1), 0, 0, n * m, group, METHOD_NORMAL, k0, k1, stream, p, 0)
+# Templates, bound per output kind by ``_compile_small`` (as the fill kernels are): ``store`` writes
+# a member to the output, ``_member_gaussians`` draws its inputs in chunks of ``chunk_groups``
+# (``trapezoid``); ``round_format`` is a 16-bit kind's rounding (``samplers.ROUND_16BIT``), bound in
+# its stores.
+store = compute_dtype = _member_gaussians = chunk_groups = round_format = None
 
 
 def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
     """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed."""
     for b in prange(out.shape[0]):
-        g = np.empty((n, m), dtype=compute_dtype)
+        inputs = np.empty((1, n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
         q, t, gram, block, w = _scratch(n, m, compute_dtype)
-        _member_gaussians(g, keys[b, 0], keys[b, 1], keys[b, 2], group, p)
+        _member_gaussians(inputs, keys[b : b + 1], group, p, chunk_groups)
+        g = inputs[0]
         _member_reflectors(g, tau)
         _member_small(g, tau, q, t, gram, block, w)
         store(out[b], q, gain, transpose, fmt)
@@ -354,27 +347,14 @@ _STORES = {"float32": _store_native, "float64": _store_native} | {
 }
 
 
-_MEMBER_GAUSSIANS: dict = {}
-
-
-def member_gaussians_kernel(double: bool):
-    """The single-threaded kernel ``draw(g, k0, k1, stream, group, params)`` that fills one member's
-    Gaussians g (n, m) (float64 if ``double``, else float32) from a key row, with the normal plan's
-    ``group`` and ``params``: the values of ``normal((n, m))`` for that key row."""
-    kind = "float64" if double else "float32"
-    if kind not in _MEMBER_GAUSSIANS:
-        from . import fill_cpu
-
-        kernel = cpu_jit(cache=True)  # on disk: compiling it takes seconds
-        _MEMBER_GAUSSIANS[kind] = kernel(specialize(_member_gaussians_template, "_" + kind, span=fill_cpu.SPANS[kind]))
-    return _MEMBER_GAUSSIANS[kind]
-
-
 def _compile_small(kind):
     compute = np.float64 if kind == "float64" else np.float32
     names = {"store": _STORES[kind], "compute_dtype": compute}
-    gaussians = member_gaussians_kernel(kind == "float64")
-    return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians, **names))
+    from . import trapezoid
+
+    gaussians = trapezoid.kernel(kind == "float64", parallel=False)
+    return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians,
+                                chunk_groups=np.int64(trapezoid.CHUNK_GROUPS), **names))
 
 
 _SMALL_DRIVERS: dict = {}
@@ -555,19 +535,19 @@ def haar_keys_cpu(keys, q):
     whole batch never exist at once: a batch-sized buffer of fresh pages cost as much as drawing the
     values into it.
     """
-    from . import plan
+    from . import plan, trapezoid
 
     batch, n, m = q.shape
     normal = plan.normal(0.0, 1.0, q.dtype)
-    draw = member_gaussians_kernel(q.dtype == np.float64)
+    draw = trapezoid.kernel(q.dtype == np.float64, parallel=False)
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
-    group = np.int64(normal.group)
+    group, chunk = np.int64(normal.group), np.int64(trapezoid.CHUNK_GROUPS)
 
     def run(members):
         g = np.empty((1, n, m), dtype=q.dtype)
         tau = np.empty((1, m), dtype=q.dtype)
         for b in members:
-            draw(g[0], keys[b, 0], keys[b, 1], keys[b, 2], group, normal.params)
+            draw(g, keys[b : b + 1], group, normal.params, chunk)
             _member_reflectors(g[0], tau[0])
             _accumulated(g, tau, q[b : b + 1])
 
