@@ -302,13 +302,13 @@ def small_from_gaussians_cpu(g, tau, q):
 store = compute_dtype = _member_gaussians = chunk_groups = round_format = None
 
 
-def _small_template(out, n, m, keys, group, p, gain, transpose, fmt):
+def _small_template(out, n, m, keys, p, gain, transpose, fmt):
     """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed."""
     for b in prange(out.shape[0]):
         inputs = np.empty((1, n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
         q, t, gram, block, w = _scratch(n, m, compute_dtype)
-        _member_gaussians(inputs, keys[b : b + 1], group, p, chunk_groups)
+        _member_gaussians(inputs, keys[b : b + 1], p, chunk_groups)
         g = inputs[0]
         _member_reflectors(g, tau)
         _member_small(g, tau, q, t, gram, block, w)
@@ -374,7 +374,7 @@ def small_cpu(out, n, m, keys, gain, transpose, fmt):
     compute = np.float64 if double else np.float32
     with threads.parallel_section():
         _SMALL_DRIVERS[kind](out, np.int64(n), np.int64(m), np.ascontiguousarray(keys, dtype=np.uint64),
-                             np.int64(normal.group), normal.params, compute(gain), bool(transpose), np.int64(fmt))
+                             normal.params, compute(gain), bool(transpose), np.int64(fmt))
 
 
 # The GEMM path, for NumPy and CuPy ---------------------------------------------------------------
@@ -541,13 +541,13 @@ def haar_keys_cpu(keys, q):
     normal = plan.normal(0.0, 1.0, q.dtype)
     draw = trapezoid.kernel(q.dtype == np.float64, parallel=False)
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
-    group, chunk = np.int64(normal.group), np.int64(trapezoid.CHUNK_GROUPS)
+    chunk = np.int64(trapezoid.CHUNK_GROUPS)
 
     def run(members):
         g = np.empty((1, n, m), dtype=q.dtype)
         tau = np.empty((1, m), dtype=q.dtype)
         for b in members:
-            draw(g, keys[b : b + 1], group, normal.params, chunk)
+            draw(g, keys[b : b + 1], normal.params, chunk)
             _member_reflectors(g[0], tau[0])
             _accumulated(g, tau, q[b : b + 1])
 

@@ -11,7 +11,7 @@ ends, a vector loop that never warms up), so the triangle's rows are drawn diffe
   of ``CHUNK_GROUPS``;
 * one vectorised loop draws a chunk's groups into a contiguous buffer, with the same Philox calls,
   transforms and ``emit`` as the fill kernels' group loops: the same bits;
-* a second loop copies each group's values to its place in the member (the last group of the
+* a second loop copies each row's part of them to its place in the member (the last group of the
   triangle stops at row m).
 
 The rows below m are whole and contiguous, and go through the span in tiles, as ``fill_cpu``'s are.
@@ -39,9 +39,12 @@ _U2 = np.uint64(2)
 _U3 = np.uint64(3)
 
 _kernel = cpu_jit()
+# The listing's helpers are inlined into the chunk kernel, where the group size is a constant: its
+# divisions become shifts.
+_inline = cpu_jit(forceinline=True)
 
 
-@_kernel
+@_inline
 def _row_groups(i, m, group):
     """(first, last + 1): the counter groups listed for row i < m of the triangle, entries 0..i of the
     row; empty when the previous row's last group already holds them."""
@@ -51,7 +54,7 @@ def _row_groups(i, m, group):
     return first, (i * m + i) // group + 1
 
 
-@_kernel
+@_inline
 def triangle_starts(m, group):
     """starts (m + 1,) int64: starts[i] is the number of groups listed before row i, starts[m] their
     total."""
@@ -65,7 +68,7 @@ def triangle_starts(m, group):
     return starts
 
 
-@_kernel
+@_inline
 def _list_groups(starts, m, group, first, count, offsets):
     """Listed groups first .. first + count - 1 into ``offsets`` (uint32), relative to the first of
     them; return that group's index (uint64). A chunk spans fewer than 2^32 groups of the member:
@@ -113,39 +116,48 @@ def _listed_normal53(out, base, offsets, count, k0, k1, stream, p):
         emit_native(out, o + _U1, s, True, p, 0)
 
 
-@_kernel
-def _scatter_groups(flat, limit, packed, base, offsets, count, group):
-    """flat[group * g + l] = packed[group * j + l] for listed group g = base + offsets[j], below
-    ``limit``."""
-    for j in range(count):
-        target = (base + np.uint64(offsets[j])) * np.uint64(group)
-        source = np.uint64(group * j)
-        for lane in range(np.uint64(max(min(group, limit - np.int64(target)), 0))):
-            flat[target + lane] = packed[source + lane]
+@_inline
+def _scatter_rows(flat, limit, packed, starts, m, group, first, count):
+    """The values of listed groups first .. first + count - 1, held in ``packed`` in that order, into
+    their places in flat (n * m,), below ``limit``: a row's groups are consecutive there too, so
+    each row's part is one contiguous copy."""
+    row = np.searchsorted(starts, first, side="right") - 1
+    j = 0
+    while j < count:
+        row_first, _ = _row_groups(row, m, group)
+        skip = first + j - starts[row]
+        take = min(starts[row + 1] - starts[row] - skip, count - j)
+        target = (row_first + skip) * group
+        source = np.uint64(j * group)
+        for lane in range(np.uint64(max(min(take * group, limit - target), 0))):
+            flat[np.uint64(target) + lane] = packed[source + lane]
+        j += take
+        row += 1
 
 
-# Bound per compute dtype by ``kernel``: the float32 or float64 span, listed loop and chunk.
-span = listed = compute_dtype = _chunk = None
+# Bound per compute dtype by ``kernel``: the float32 or float64 span, listed loop and chunk, and the
+# normal plan's group size.
+span = listed = compute_dtype = _chunk = GROUP = None
 
 
-def _chunk_template(flat, m, starts, chunk, c, group, k0, k1, stream, p):
+def _chunk_template(flat, m, starts, chunk, c, k0, k1, stream, p):
     """Chunk c (``chunk`` listed groups) of the triangle of one member, flat (n * m,)."""
     first = c * chunk
     count = min(chunk, starts[m] - first)
     offsets = np.empty(count, dtype=np.uint32)
-    packed = np.empty(count * group, dtype=compute_dtype)
-    base = _list_groups(starts, m, group, first, count, offsets)
+    packed = np.empty(count * GROUP, dtype=compute_dtype)
+    base = _list_groups(starts, m, GROUP, first, count, offsets)
     listed(packed, base, offsets, count, k0, k1, stream, p)
-    _scatter_groups(flat, m * m, packed, base, offsets, count, group)
+    _scatter_rows(flat, m * m, packed, starts, m, GROUP, first, count)
 
 
-def _gaussians_template(g, keys, group, p, chunk):
+def _gaussians_template(g, keys, p, chunk):
     """The lower trapezoid of each member of g (B, n, m), n >= m, C-contiguous: member b's entries
     (i, k), k <= i, of normal((n, m)) under key row b of ``keys`` (B, 3) (``philox.key_table``).
-    ``group`` and ``p`` are the normal plan's, ``chunk`` the listed groups a task draws. The tasks
+    ``p`` are the normal plan's parameters, ``chunk`` the listed groups a task draws. The tasks
     (triangle chunks, then tiles of the rows below m) run over ``prange``."""
     batch, n, m = g.shape
-    starts = triangle_starts(m, group)
+    starts = triangle_starts(m, GROUP)
     chunks = (starts[m] + chunk - 1) // chunk
     tiles = ((n - m) * m + TILE - 1) // TILE
     tasks = chunks + tiles
@@ -154,10 +166,10 @@ def _gaussians_template(g, keys, group, p, chunk):
         task = t - b * tasks
         flat = g[b].reshape(-1)
         if task < chunks:
-            _chunk(flat, m, starts, chunk, task, group, keys[b, 0], keys[b, 1], keys[b, 2], p)
+            _chunk(flat, m, starts, chunk, task, keys[b, 0], keys[b, 1], keys[b, 2], p)
         else:
             start = m * m + (task - chunks) * TILE
-            span(flat, start, start, min(TILE, n * m - start), group, METHOD_NORMAL, keys[b, 0], keys[b, 1],
+            span(flat, start, start, min(TILE, n * m - start), GROUP, METHOD_NORMAL, keys[b, 0], keys[b, 1],
                  keys[b, 2], p, 0)
 
 
@@ -165,13 +177,17 @@ _KERNELS: dict = {}
 
 
 def kernel(double: bool, parallel: bool):
-    """``draw(g, keys, group, params, chunk)`` for float64 (``double``) or float32 Gaussians: the
-    members' tasks over every thread (``parallel``) or on the calling thread (inside the batch
-    kernels, one member at a time)."""
+    """``draw(g, keys, params, chunk)`` for float64 (``double``) or float32 Gaussians, ``params`` the
+    normal plan's: the members' tasks over every thread (``parallel``) or on the calling thread
+    (inside the batch kernels, one member at a time)."""
+    from . import plan
+
     key = (double, parallel)
     if key not in _KERNELS:
         kind = "float64" if double else "float32"
-        names = {"span": SPANS[kind], "compute_dtype": np.float64 if double else np.float32}
+        compute = np.float64 if double else np.float32
+        group = np.int64(plan.normal(0.0, 1.0, np.dtype(compute)).group)
+        names = {"span": SPANS[kind], "compute_dtype": compute, "GROUP": group}
         chunk = _kernel(specialize(_chunk_template, "_" + kind, listed=_listed_normal53 if double else _listed_normal24,
                                    **names))
         compile_ = cpu_jit(parallel=parallel, cache=True)  # on disk: compiling it takes seconds
@@ -190,5 +206,5 @@ def draw(g, keys, parallel=True, chunk=CHUNK_GROUPS):
     normal = plan.normal(0.0, 1.0, g.dtype)
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     with threads.parallel_section():
-        kernel(g.dtype == np.float64, parallel)(g, keys, np.int64(normal.group), normal.params, np.int64(chunk))
+        kernel(g.dtype == np.float64, parallel)(g, keys, normal.params, np.int64(chunk))
     return g
