@@ -139,7 +139,7 @@ def _scatter_rows(flat, limit, packed, starts, m, group, first, count):
 
 # Bound per compute dtype by ``kernel``: the float32 or float64 span, listed loop and chunk, and the
 # normal plan's group size.
-span = listed = compute_dtype = _chunk = GROUP = None
+span = listed = compute_dtype = _chunk = group_size = None
 
 
 def _chunk_template(flat, m, starts, chunk, c, k0, k1, stream, p):
@@ -147,10 +147,10 @@ def _chunk_template(flat, m, starts, chunk, c, k0, k1, stream, p):
     first = c * chunk
     count = min(chunk, starts[m] - first)
     offsets = np.empty(count, dtype=np.uint32)
-    packed = np.empty(count * GROUP, dtype=compute_dtype)
-    base = _list_groups(starts, m, GROUP, first, count, offsets)
+    packed = np.empty(count * group_size, dtype=compute_dtype)
+    base = _list_groups(starts, m, group_size, first, count, offsets)
     listed(packed, base, offsets, count, k0, k1, stream, p)
-    _scatter_rows(flat, m * m, packed, starts, m, GROUP, first, count)
+    _scatter_rows(flat, m * m, packed, starts, m, group_size, first, count)
 
 
 def _gaussians_template(g, keys, p, chunk):
@@ -159,7 +159,7 @@ def _gaussians_template(g, keys, p, chunk):
     ``p`` are the normal plan's parameters, ``chunk`` the listed groups a task draws. The tasks
     (triangle chunks, then tiles of the rows below m) run over ``prange``."""
     batch, n, m = g.shape
-    starts = triangle_starts(m, GROUP)
+    starts = triangle_starts(m, group_size)
     chunks = (starts[m] + chunk - 1) // chunk
     tiles = ((n - m) * m + TILE - 1) // TILE
     tasks = chunks + tiles
@@ -171,7 +171,7 @@ def _gaussians_template(g, keys, p, chunk):
             _chunk(flat, m, starts, chunk, task, keys[b, 0], keys[b, 1], keys[b, 2], p)
         else:
             start = m * m + (task - chunks) * TILE
-            span(flat, start, start, min(TILE, n * m - start), GROUP, METHOD_NORMAL, keys[b, 0], keys[b, 1],
+            span(flat, start, start, min(TILE, n * m - start), group_size, METHOD_NORMAL, keys[b, 0], keys[b, 1],
                  keys[b, 2], p, 0)
 
 
@@ -189,7 +189,7 @@ def kernel(double: bool, parallel: bool):
         kind = "float64" if double else "float32"
         compute = np.float64 if double else np.float32
         group = np.int64(plan.normal(0.0, 1.0, np.dtype(compute)).group)
-        names = {"span": SPANS[kind], "compute_dtype": compute, "GROUP": group}
+        names = {"span": SPANS[kind], "compute_dtype": compute, "group_size": group}
         chunk = _kernel(specialize(_chunk_template, "_" + kind, listed=_listed_normal53 if double else _listed_normal24,
                                    **names))
         compile_ = cpu_jit(parallel=parallel, cache=True)  # on disk: compiling it takes seconds
@@ -206,6 +206,10 @@ def draw(g, keys, parallel=True, chunk=CHUNK_GROUPS):
     from . import plan, threads
 
     normal = plan.normal(0.0, 1.0, g.dtype)
+    m = g.shape[2]
+    if chunk < 1 or (chunk + normal.group + 1) * m // normal.group >= 2**32:
+        raise ValueError(f"trapezoid.draw: chunk must be a positive int whose rows' groups fit 32-bit offsets "
+                         f"for {m} columns, got {chunk}")
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     with threads.parallel_section():
         kernel(g.dtype == np.float64, parallel)(g, keys, normal.params, np.int64(chunk))

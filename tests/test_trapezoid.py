@@ -102,3 +102,11 @@ def test_one_large_matrix_equals_the_gemm_path_on_full_gaussians(n, m, dtype):
             np.testing.assert_array_equal(q, reference)
     finally:
         numba.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("chunk", [0, -3, 2**40])
+def test_a_chunk_that_32_bit_offsets_cannot_hold_is_refused(chunk):
+    from warpinit.kernels import trapezoid
+
+    with pytest.raises(ValueError, match="trapezoid.draw: chunk must be a positive int"):
+        trapezoid.draw(np.zeros((1, 8, 8), np.float32), _keys(1), chunk=chunk)
