@@ -69,21 +69,33 @@ def triangle_starts(m, group):
 
 
 @_inline
+def _first_row(starts, first):
+    """The row of the triangle that listed group ``first`` belongs to."""
+    return np.searchsorted(starts, first, side="right") - 1
+
+
+@_inline
+def _row_run(starts, m, group, row, first, j, count):
+    """(group, take): where listed group first + j, in ``row``, lies in the member, and how many of
+    the chunk's listed groups from it are that row's (at most count - j). They are consecutive."""
+    row_first, _ = _row_groups(row, m, group)
+    skip = first + j - starts[row]
+    return row_first + skip, min(starts[row + 1] - starts[row] - skip, count - j)
+
+
+@_inline
 def _list_groups(starts, m, group, first, count, offsets):
     """Listed groups first .. first + count - 1 into ``offsets`` (uint32), relative to the first of
     them; return that group's index (uint64). A chunk spans fewer than 2^32 groups of the member:
     its rows number at most ``count`` and hold m < 2^22 entries each (the member's n * m >= m^2
     entries fit in memory)."""
-    row = np.searchsorted(starts, first, side="right") - 1
-    row_first, _ = _row_groups(row, m, group)
-    base = np.uint64(row_first + first - starts[row])
+    row = _first_row(starts, first)
+    base = np.uint64(_row_run(starts, m, group, row, first, 0, count)[0])
     j = 0
     while j < count:
-        row_first, _ = _row_groups(row, m, group)
-        skip = first + j - starts[row]
-        take = min(starts[row + 1] - starts[row] - skip, count - j)
+        at, take = _row_run(starts, m, group, row, first, j, count)
         for t in range(take):
-            offsets[j + t] = np.uint32(row_first + skip + t - base)
+            offsets[j + t] = np.uint32(at + t - base)
         j += take
         row += 1
     return base
@@ -123,13 +135,11 @@ def _scatter_rows(flat, limit, packed, starts, m, group, first, count):
     """The values of listed groups first .. first + count - 1, held in ``packed`` in that order, into
     their places in flat (n * m,), below ``limit``: a row's groups are consecutive there too, so
     each row's part is one contiguous copy."""
-    row = np.searchsorted(starts, first, side="right") - 1
+    row = _first_row(starts, first)
     j = 0
     while j < count:
-        row_first, _ = _row_groups(row, m, group)
-        skip = first + j - starts[row]
-        take = min(starts[row + 1] - starts[row] - skip, count - j)
-        target = (row_first + skip) * group
+        at, take = _row_run(starts, m, group, row, first, j, count)
+        target = at * group
         source = np.uint64(j * group)
         for lane in range(np.uint64(max(min(take * group, limit - target), 0))):
             flat[np.uint64(target) + lane] = packed[source + lane]
