@@ -4,21 +4,24 @@ Reflector k of an (n, m) member (n >= m) is built from G[k:, k] of its Gaussians
 G = normal((n, m)) (``orthogonal``), so row i needs its entries 0..min(i, m - 1): the triangle of the
 first m rows and every row below. For a square member that is about half of the values. Drawing a
 short row through the fill kernels' span costs more than the values (a span's set-up, its scalar
-ends, a vector loop that never warms up), so the triangle's rows are drawn differently:
+ends, a vector loop that never warms up), so the trapezoid is drawn by counter groups:
 
-* the counter groups that hold the triangle's entries are listed in order, each once (a group
-  shared by the end of one row and the start of the next belongs to the first), and cut into chunks
-  of ``CHUNK_GROUPS``;
-* one vectorised loop draws a chunk's groups into a contiguous buffer, with the same Philox calls,
-  transforms and ``emit`` as the fill kernels' group loops: the same bits;
-* a second loop copies each row's part of them to its place in the member (the last group of the
-  triangle stops at row m).
+* the counter groups that hold its entries are listed in order, each once (a group shared by the
+  end of one row and the start of the next belongs to the first; the rows below m are whole, so
+  their groups follow the triangle's as one run), and cut into chunks of ``CHUNK_GROUPS``, the
+  triangle's apart from those of the rows below;
+* one vectorised loop draws a chunk's groups, with the same Philox calls, transforms and ``emit``
+  as the fill kernels' group loops: the same bits. A chunk of consecutive whole groups (every
+  chunk of the rows below m but a last one that ends inside a group) is drawn in place, its
+  counters an induction variable; any other through a list of its groups' offsets into a
+  contiguous buffer, whose runs of consecutive groups (a row's) are then copied to their places
+  (the member's last group stops at its end).
 
-The rows below m are whole and contiguous, and go through the span in tiles, as ``fill_cpu``'s are.
 Every entry of the trapezoid then holds exactly its value of ``normal((n, m))`` under the member's
 key row, whatever the chunking and the thread count, and is written once. Above the diagonal, only
 the entries that share a counter group with the end of their row are written (with their own values
-too); the others keep what they held.
+too); the others keep what they held. Only the normal group loops are compiled, not the fill
+kernels' span with its every sampler.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import cpu_jit, specialize
-from .fill_cpu import SPANS, TILE
 from .philox import philox_group
-from .samplers import METHOD_NORMAL, box_muller24, box_muller53, emit_native
+from .samplers import box_muller24, box_muller53, emit_native
 
 CHUNK_GROUPS = 4096  # counter groups per chunk: 16 Ki float32 or 8 Ki float64 values, drawn and copied in L2
 
@@ -45,55 +47,58 @@ _inline = cpu_jit(forceinline=True)
 
 
 @_inline
-def _row_groups(i, m, group):
-    """(first, last + 1): the counter groups listed for row i < m of the triangle, entries 0..i of the
-    row; empty when the previous row's last group already holds them."""
+def _row_groups(i, n, m, group):
+    """(first, last + 1): the counter groups listed for row i < m of the trapezoid, its entries
+    0..i; i = m stands for every row below m, whole. Empty when the previous row's last group
+    already holds them."""
     first = (i * m) // group
     if i > 0:
         first = max(first, ((i - 1) * m + i - 1) // group + 1)
-    return first, (i * m + i) // group + 1
+    if i < m:
+        return first, (i * m + i) // group + 1
+    return first, (n * m + group - 1) // group
 
 
 @_inline
-def triangle_starts(m, group):
-    """starts (m + 1,) int64: starts[i] is the number of groups listed before row i, starts[m] their
-    total."""
-    starts = np.empty(m + 1, dtype=np.int64)
+def listing_starts(n, m, group):
+    """starts (m + 2,) int64: starts[i] is the number of groups listed before row i (i <= m, row m
+    standing for the rows below it), starts[m + 1] their total."""
+    starts = np.empty(m + 2, dtype=np.int64)
     total = 0
-    for i in range(m):
+    for i in range(m + 1):
         starts[i] = total
-        first, end = _row_groups(i, m, group)
+        first, end = _row_groups(i, n, m, group)
         total += max(end - first, 0)
-    starts[m] = total
+    starts[m + 1] = total
     return starts
 
 
 @_inline
 def _first_row(starts, first):
-    """The row of the triangle that listed group ``first`` belongs to."""
+    """The row of the listing (``listing_starts``) that listed group ``first`` belongs to."""
     return np.searchsorted(starts, first, side="right") - 1
 
 
 @_inline
-def _row_run(starts, m, group, row, first, j, count):
+def _row_run(starts, n, m, group, row, first, j, count):
     """(group, take): where listed group first + j, in ``row``, lies in the member, and how many of
     the chunk's listed groups from it are that row's (at most count - j). They are consecutive."""
-    row_first, _ = _row_groups(row, m, group)
+    row_first, _ = _row_groups(row, n, m, group)
     skip = first + j - starts[row]
     return row_first + skip, min(starts[row + 1] - starts[row] - skip, count - j)
 
 
 @_inline
-def _list_groups(starts, m, group, first, count, offsets):
+def _list_groups(starts, n, m, group, first, count, offsets):
     """Listed groups first .. first + count - 1 into ``offsets`` (uint32), relative to the first of
     them; return that group's index (uint64). A chunk spans fewer than 2^32 groups of the member:
-    its rows number at most ``count`` and hold m < 2^22 entries each (the member's n * m >= m^2
-    entries fit in memory)."""
+    its triangle rows number at most ``count`` and hold m < 2^22 entries each (the member's
+    n * m >= m^2 entries fit in memory), and the rows below m add at most ``count`` groups."""
     row = _first_row(starts, first)
-    base = np.uint64(_row_run(starts, m, group, row, first, 0, count)[0])
+    base = np.uint64(_row_run(starts, n, m, group, row, first, 0, count)[0])
     j = 0
     while j < count:
-        at, take = _row_run(starts, m, group, row, first, j, count)
+        at, take = _row_run(starts, n, m, group, row, first, j, count)
         for t in range(take):
             offsets[j + t] = np.uint32(at + t - base)
         j += take
@@ -101,44 +106,71 @@ def _list_groups(starts, m, group, first, count, offsets):
     return base
 
 
-@_kernel
-def _listed_normal24(out, base, offsets, count, k0, k1, stream, p):
-    """out[4 j: 4 j + 4] = the float32 normal values of group base + offsets[j], j < count, as
-    ``fill_cpu``'s group loop writes them (contiguous stores, 32-bit offsets: LLVM vectorises the
-    loop; 64-bit offsets left it scalar)."""
-    for j in range(count):
-        w0, w1, w2, w3 = philox_group(base + np.uint64(offsets[np.uint64(j)]), stream, _U0, k0, k1)
-        c0, s0 = box_muller24(w0, w1)
-        c1, s1 = box_muller24(w2, w3)
-        o = np.uint64(4 * j)
-        emit_native(out, o, c0, True, p, 0)
-        emit_native(out, o + _U1, s0, True, p, 0)
-        emit_native(out, o + _U2, c1, True, p, 0)
-        emit_native(out, o + _U3, s1, True, p, 0)
-
-
-# Sized by its 64-bit words, AVX2 runs the float64 loop at 4 lanes; at 8, two registers of words
-# an iteration, it draws 1.3x faster (float32: no change; bench/RESULTS.md).
-@cpu_jit(lanes={"avx2": 8})
-def _listed_normal53(out, base, offsets, count, k0, k1, stream, p):
-    """As ``_listed_normal24`` for float64 values, two a group."""
-    for j in range(count):
-        w0, w1, w2, w3 = philox_group(base + np.uint64(offsets[np.uint64(j)]), stream, _U0, k0, k1)
-        c, s = box_muller53(w0, w1, w2, w3)
-        o = np.uint64(2 * j)
-        emit_native(out, o, c, True, p, 0)
-        emit_native(out, o + _U1, s, True, p, 0)
+@_inline
+def _group_normal24(out, o, group, k0, k1, stream, p):
+    """out[o: o + 4] = the float32 normal values of counter group ``group``, as ``fill_cpu``'s group
+    loop writes them."""
+    w0, w1, w2, w3 = philox_group(group, stream, _U0, k0, k1)
+    c0, s0 = box_muller24(w0, w1)
+    c1, s1 = box_muller24(w2, w3)
+    emit_native(out, o, c0, True, p, 0)
+    emit_native(out, o + _U1, s0, True, p, 0)
+    emit_native(out, o + _U2, c1, True, p, 0)
+    emit_native(out, o + _U3, s1, True, p, 0)
 
 
 @_inline
-def _scatter_rows(flat, limit, packed, starts, m, group, first, count):
+def _group_normal53(out, o, group, k0, k1, stream, p):
+    """As ``_group_normal24`` for float64 values, two a group."""
+    w0, w1, w2, w3 = philox_group(group, stream, _U0, k0, k1)
+    c, s = box_muller53(w0, w1, w2, w3)
+    emit_native(out, o, c, True, p, 0)
+    emit_native(out, o + _U1, s, True, p, 0)
+
+
+# The loops over listed groups (contiguous stores, 32-bit offsets: LLVM vectorises them; 64-bit
+# offsets left them scalar) and over consecutive ones (the counter an induction variable: 1.15x
+# faster than through loaded offsets). Sized by its 64-bit words, AVX2 runs a float64 loop at 4
+# lanes; at 8, two registers of words an iteration, it draws 1.3x faster (float32: no change;
+# bench/RESULTS.md).
+@_kernel
+def _listed_normal24(out, base, offsets, count, k0, k1, stream, p):
+    """out[4 j: 4 j + 4] = the float32 normal values of group base + offsets[j], j < count."""
+    for j in range(count):
+        _group_normal24(out, np.uint64(4 * j), base + np.uint64(offsets[np.uint64(j)]), k0, k1, stream, p)
+
+
+@_kernel
+def _run_normal24(out, base, count, k0, k1, stream, p):
+    """out[4 j: 4 j + 4] = the float32 normal values of group base + j, j < count."""
+    for j in range(count):
+        _group_normal24(out, np.uint64(4 * j), base + np.uint64(j), k0, k1, stream, p)
+
+
+@cpu_jit(lanes={"avx2": 8})
+def _listed_normal53(out, base, offsets, count, k0, k1, stream, p):
+    """out[2 j: 2 j + 2] = the float64 normal values of group base + offsets[j], j < count."""
+    for j in range(count):
+        _group_normal53(out, np.uint64(2 * j), base + np.uint64(offsets[np.uint64(j)]), k0, k1, stream, p)
+
+
+@cpu_jit(lanes={"avx2": 8})
+def _run_normal53(out, base, count, k0, k1, stream, p):
+    """out[2 j: 2 j + 2] = the float64 normal values of group base + j, j < count."""
+    for j in range(count):
+        _group_normal53(out, np.uint64(2 * j), base + np.uint64(j), k0, k1, stream, p)
+
+
+@_inline
+def _scatter_rows(flat, packed, starts, n, m, group, first, count):
     """The values of listed groups first .. first + count - 1, held in ``packed`` in that order, into
-    their places in flat (n * m,), below ``limit``: a row's groups are consecutive there too, so
-    each row's part is one contiguous copy."""
+    their places in flat (n * m,): a row's groups are consecutive there too, so each row's part is
+    one contiguous copy."""
     row = _first_row(starts, first)
+    limit = n * m
     j = 0
     while j < count:
-        at, take = _row_run(starts, m, group, row, first, j, count)
+        at, take = _row_run(starts, n, m, group, row, first, j, count)
         target = at * group
         source = np.uint64(j * group)
         for lane in range(np.uint64(max(min(take * group, limit - target), 0))):
@@ -147,42 +179,40 @@ def _scatter_rows(flat, limit, packed, starts, m, group, first, count):
         row += 1
 
 
-# Bound per compute dtype by ``kernel``: the float32 or float64 span, listed loop and chunk, and the
-# normal plan's group size.
-span = listed = compute_dtype = _chunk = group_size = None
+# Bound per compute dtype by ``kernel``: the float32 or float64 loops and chunk, and the normal
+# plan's group size.
+listed = run = compute_dtype = _chunk = group_size = None
 
 
-def _chunk_template(flat, m, starts, chunk, c, k0, k1, stream, p):
-    """Chunk c (``chunk`` listed groups) of the triangle of one member, flat (n * m,)."""
-    first = c * chunk
-    count = min(chunk, starts[m] - first)
+def _chunk_template(flat, n, m, starts, chunk, c, k0, k1, stream, p):
+    """Chunk c of the trapezoid of one member, flat (n * m,): ``chunk`` listed groups of the triangle,
+    or past its chunks, of the rows below it."""
+    triangle = (starts[m] + chunk - 1) // chunk
+    first = c * chunk if c < triangle else starts[m] + (c - triangle) * chunk
+    count = min(chunk, (starts[m] if c < triangle else starts[m + 1]) - first)
+    at, take = _row_run(starts, n, m, group_size, _first_row(starts, first), first, 0, count)
+    start = at * group_size
+    if take == count and start + count * group_size <= n * m:  # whole consecutive groups: in place
+        run(flat[start : start + count * group_size], np.uint64(at), count, k0, k1, stream, p)
+        return
     offsets = np.empty(count, dtype=np.uint32)
+    base = _list_groups(starts, n, m, group_size, first, count, offsets)
     packed = np.empty(count * group_size, dtype=compute_dtype)
-    base = _list_groups(starts, m, group_size, first, count, offsets)
     listed(packed, base, offsets, count, k0, k1, stream, p)
-    _scatter_rows(flat, m * m, packed, starts, m, group_size, first, count)
+    _scatter_rows(flat, packed, starts, n, m, group_size, first, count)
 
 
 def _gaussians_template(g, keys, p, chunk):
     """The lower trapezoid of each member of g (B, n, m), n >= m, C-contiguous: member b's entries
     (i, k), k <= i, of normal((n, m)) under key row b of ``keys`` (B, 3) (``philox.key_table``).
     ``p`` are the normal plan's parameters, ``chunk`` the listed groups a task draws. The tasks
-    (triangle chunks, then tiles of the rows below m) run over ``prange``."""
+    (every member's chunks: its triangle's, then its lower rows') run over ``prange``."""
     batch, n, m = g.shape
-    starts = triangle_starts(m, group_size)
-    chunks = (starts[m] + chunk - 1) // chunk
-    tiles = ((n - m) * m + TILE - 1) // TILE
-    tasks = chunks + tiles
-    for t in prange(batch * tasks):
-        b = t // tasks
-        task = t - b * tasks
-        flat = g[b].reshape(-1)
-        if task < chunks:
-            _chunk(flat, m, starts, chunk, task, keys[b, 0], keys[b, 1], keys[b, 2], p)
-        else:
-            start = m * m + (task - chunks) * TILE
-            span(flat, start, start, min(TILE, n * m - start), group_size, METHOD_NORMAL, keys[b, 0], keys[b, 1],
-                 keys[b, 2], p, 0)
+    starts = listing_starts(n, m, group_size)
+    chunks = (starts[m] + chunk - 1) // chunk + (starts[m + 1] - starts[m] + chunk - 1) // chunk
+    for t in prange(batch * chunks):
+        b = t // chunks
+        _chunk(g[b].reshape(-1), n, m, starts, chunk, t - b * chunks, keys[b, 0], keys[b, 1], keys[b, 2], p)
 
 
 _KERNELS: dict = {}
@@ -199,9 +229,9 @@ def kernel(double: bool, parallel: bool):
         kind = "float64" if double else "float32"
         compute = np.float64 if double else np.float32
         group = np.int64(plan.normal(0.0, 1.0, np.dtype(compute)).group)
-        names = {"span": SPANS[kind], "compute_dtype": compute, "group_size": group}
-        chunk = _kernel(specialize(_chunk_template, "_" + kind, listed=_listed_normal53 if double else _listed_normal24,
-                                   **names))
+        names = {"compute_dtype": compute, "group_size": group}
+        loops = (_listed_normal53, _run_normal53) if double else (_listed_normal24, _run_normal24)
+        chunk = _kernel(specialize(_chunk_template, "_" + kind, listed=loops[0], run=loops[1], **names))
         compile_ = cpu_jit(parallel=parallel, cache=True)  # on disk: compiling it takes seconds
         suffix = ("_parallel_" if parallel else "_") + kind
         _KERNELS[key] = compile_(specialize(_gaussians_template, suffix, _chunk=chunk, **names))
@@ -217,7 +247,7 @@ def draw(g, keys, parallel=True, chunk=CHUNK_GROUPS):
 
     normal = plan.normal(0.0, 1.0, g.dtype)
     m = g.shape[2]
-    if chunk < 1 or (chunk + normal.group + 1) * m // normal.group >= 2**32:
+    if chunk < 1 or (chunk + normal.group + 1) * m // normal.group + chunk >= 2**32:
         raise ValueError(f"trapezoid.draw: chunk must be a positive int whose rows' groups fit 32-bit offsets "
                          f"for {m} columns, got {chunk}")
     keys = np.ascontiguousarray(keys, dtype=np.uint64)

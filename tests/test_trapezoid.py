@@ -46,21 +46,24 @@ def test_trapezoid_holds_the_normal_values(n, m, dtype, chunk):
 
 @pytest.mark.parametrize("group", [1, 2, 4])
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 13, 64, 97])
-def test_listed_groups_are_those_of_the_triangle_each_once(m, group):
-    """The listed counter groups, chunk after chunk, are the distinct groups of the triangle's
-    entries in ascending order: none twice (two threads never write one value) and none missing."""
+@pytest.mark.parametrize("below", [0, 1, 2, 7])
+def test_listed_groups_are_those_of_the_trapezoid_each_once(m, below, group):
+    """The listed counter groups, chunk after chunk, are the distinct groups of the trapezoid's
+    entries (the triangle, then the rows below it) in ascending order: none twice (two threads never
+    write one value) and none missing."""
     from warpinit.kernels import trapezoid
 
-    rows, columns = np.tril_indices(m)
+    n = m + below
+    rows, columns = np.nonzero(np.tril(np.ones((n, m), dtype=bool)))
     wanted = np.unique((rows * m + columns) // group)
-    starts = trapezoid.triangle_starts(m, group)
-    assert starts[m] == wanted.size and (np.diff(starts) >= 0).all()
+    starts = trapezoid.listing_starts(n, m, group)
+    assert starts[m + 1] == wanted.size and (np.diff(starts) >= 0).all()
     for chunk in (1, 5, wanted.size):
         listed = []
         for first in range(0, wanted.size, chunk):
             count = min(chunk, wanted.size - first)
             offsets = np.empty(count, dtype=np.uint32)
-            base = trapezoid._list_groups(starts, m, group, first, count, offsets)
+            base = trapezoid._list_groups(starts, n, m, group, first, count, offsets)
             listed.append(int(base) + offsets.astype(np.int64))
         np.testing.assert_array_equal(np.concatenate(listed), wanted)
 
