@@ -92,8 +92,8 @@ def _row_run(starts, n, m, group, row, first, j, count):
 def _list_groups(starts, n, m, group, first, count, offsets):
     """Listed groups first .. first + count - 1 into ``offsets`` (uint32), relative to the first of
     them; return that group's index (uint64). A chunk spans fewer than 2^32 groups of the member:
-    its triangle rows number at most ``count`` and hold m < 2^22 entries each (the member's
-    n * m >= m^2 entries fit in memory), and the rows below m add at most ``count`` groups."""
+    a chunk of the triangle has at most ``count`` rows of m < 2^22 entries (the member's
+    n * m >= m^2 entries fit in memory), one of the rows below m ``count`` consecutive groups."""
     row = _first_row(starts, first)
     base = np.uint64(_row_run(starts, n, m, group, row, first, 0, count)[0])
     j = 0
