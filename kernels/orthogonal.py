@@ -18,9 +18,9 @@ diagonal positive), with Parlett's cancellation-free formula for x0 - ||x|| when
 Gaussian inputs and the counter contract: member b of a batch reads the (n, m) standard normal matrix
 G = warpinit.normal((n, m), seed, stream + b) in the compute dtype (n >= m: Keras's ``flat_shape``),
 and reflector k is built from G[k:, k]; the entries above the diagonal are unused (the CPU
-kernels do not draw them: ``trapezoid``). The counter contract covers G. Q depends on the order of floating-point operations: it is bit-identical run to run
-on one machine and thread count, and agrees across machines, thread counts and devices within the
-orthogonality tolerance.
+kernels do not draw them: ``trapezoid``). The counter contract covers G. Q depends on the order of
+floating-point operations: it is bit-identical run to run on one machine and thread count, and
+agrees across machines, thread counts and devices within the orthogonality tolerance.
 
 Two ways to accumulate Q = H_0 H_1 ... H_{m-1} E (E: the first m columns of the identity):
 

@@ -184,10 +184,9 @@ def _scatter_rows(flat, packed, starts, n, m, group, first, count):
 listed = run = compute_dtype = _chunk = group_size = None
 
 
-def _chunk_template(flat, n, m, starts, chunk, c, k0, k1, stream, p):
-    """Chunk c of the trapezoid of one member, flat (n * m,): ``chunk`` listed groups of the triangle,
-    or past its chunks, of the rows below it."""
-    triangle = (starts[m] + chunk - 1) // chunk
+def _chunk_template(flat, n, m, starts, chunk, triangle, c, k0, k1, stream, p):
+    """Chunk c of the trapezoid of one member, flat (n * m,): ``chunk`` listed groups of the triangle
+    (its first ``triangle`` chunks), or past those, of the rows below it."""
     first = c * chunk if c < triangle else starts[m] + (c - triangle) * chunk
     count = min(chunk, (starts[m] if c < triangle else starts[m + 1]) - first)
     at, take = _row_run(starts, n, m, group_size, _first_row(starts, first), first, 0, count)
@@ -209,10 +208,12 @@ def _gaussians_template(g, keys, p, chunk):
     (every member's chunks: its triangle's, then its lower rows') run over ``prange``."""
     batch, n, m = g.shape
     starts = listing_starts(n, m, group_size)
-    chunks = (starts[m] + chunk - 1) // chunk + (starts[m + 1] - starts[m] + chunk - 1) // chunk
+    triangle = (starts[m] + chunk - 1) // chunk
+    chunks = triangle + (starts[m + 1] - starts[m] + chunk - 1) // chunk
     for t in prange(batch * chunks):
         b = t // chunks
-        _chunk(g[b].reshape(-1), n, m, starts, chunk, t - b * chunks, keys[b, 0], keys[b, 1], keys[b, 2], p)
+        _chunk(g[b].reshape(-1), n, m, starts, chunk, triangle, t - b * chunks, keys[b, 0], keys[b, 1], keys[b, 2],
+               p)
 
 
 _KERNELS: dict = {}
