@@ -36,6 +36,7 @@ values, unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -125,6 +126,38 @@ class Plan:
         return np.dtype(np.uint16) if self.fmt != FORMAT_NATIVE else self.dtype
 
 
+# Plans kept per function for the arguments seen, at most this many (a sweep of parameters does not
+# grow the memory without bound: past it, plans are built each call).
+MEMO_SIZE = 4096
+
+
+def _memoized(function):
+    """``function`` (parameters, then the dtype) with its plans kept for the arguments seen.
+
+    A plan is a pure function of the parameters' exact values and the output dtype, and building one
+    (rounding in the dtype, exact rational bounds, the choice of method) costs more than filling a
+    small tensor, which per-parameter initialisation does hundreds of times with the same
+    arguments. Only Python floats (keyed by ``float.hex``: 0.0 and -0.0 apart) and NumPy dtypes
+    make a key (passed by position); any other call goes straight through, and a request that raises is
+    not kept, so it raises each time. Plans are immutable, so callers share them."""
+    plans: dict = {}
+
+    @functools.wraps(function)
+    def memoized(*args, **keywords):
+        if keywords or not all(type(arg) is float or isinstance(arg, np.dtype) for arg in args):
+            return function(*args, **keywords)
+        key = tuple(arg.hex() if type(arg) is float else arg for arg in args)
+        plan = plans.get(key)
+        if plan is None:
+            plan = function(*args)
+            if len(plans) < MEMO_SIZE:
+                plans[key] = plan
+        return plan
+
+    return memoized
+
+
+@_memoized
 def uniform(minval: float, maxval: float, dtype: np.dtype) -> Plan:
     """Uniform on [minval, maxval): values of ``dtype`` strictly below ``maxval`` after rounding."""
     _check_finite("minval", minval, dtype)
@@ -160,12 +193,14 @@ def uniform(minval: float, maxval: float, dtype: np.dtype) -> Plan:
     return _fine(METHOD_FINE_FLAT, dtype, lo, hi, b_hi, b_lo, width, 0.0, 0.0, 1.0)
 
 
+@_memoized
 def normal(mean: float, stddev: float, dtype: np.dtype) -> Plan:
     """Normal(mean, stddev**2); values beyond the dtype's range become infinities, as in the peers."""
     _check_mean_stddev("normal", mean, stddev, dtype)
     return _plan(METHOD_NORMAL, dtype, (mean, stddev, -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 1.0), 1.0)
 
 
+@_memoized
 def truncated_normal(mean: float, stddev: float, lower: float, upper: float, dtype: np.dtype) -> Plan:
     """Normal(mean, stddev**2) conditioned on [mean + lower*stddev, mean + upper*stddev] after rounding."""
     _check_mean_stddev("truncated_normal", mean, stddev, dtype)
