@@ -56,12 +56,17 @@ import types
 import llvmlite.binding
 import llvmlite.ir
 import numba
+import numba.core.sigutils
+import numba.extending
 from numba.core import caching, compiler
 
 __all__ = [
     "DiskCache",
     "avx512",
     "cpu_jit",
+    "cpu_callback",
+    "call_callback",
+    "data_pointer",
     "vector_isa",
     "shared",
     "shared_intrinsic",
@@ -249,6 +254,59 @@ def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, **options)
         return dispatcher
 
     return compile_
+
+
+def cpu_callback(py_func, signature, cache: bool = True):
+    """``py_func`` compiled now as a C callback (``numba.cfunc``) of ``signature`` with warpinit's CPU
+    options and pipeline, and cached on disk as ``cpu_jit(cache=True)`` functions are.
+
+    A kernel given the callback's ``address`` (an int64 argument, so that the kernel can be cached
+    and its dispatch stays cheap) calls it with ``call_callback``: the callback's code is not linked
+    into the caller's, so LLVM does not optimise and compile it again for every layer of the caller
+    (a ``prange`` driver has four). Pointers to arrays are passed as ``data_pointer(array)`` and
+    rebuilt with ``numba.carray``.
+    An exception inside a callback cannot reach the caller (Numba prints it and the result is
+    undefined): the callback must catch what it can raise and report it in its result.
+    """
+    from numba.core import ccallback
+
+    callback = ccallback.CFunc(py_func, numba.core.sigutils.normalize_signature(signature), locals={},
+                               options={key: value for key, value in CPU_OPTIONS.items() if key != "pipeline_class"},
+                               pipeline_class=_Compiler)
+    if cache:
+        callback._cache = DiskCache(py_func)
+    callback.compile()
+    return callback
+
+
+@numba.extending.intrinsic
+def call_callback(typingctx, address, arguments):
+    """``callback(*arguments)`` for the ``cpu_callback`` whose int64 ``address`` is given: an int64
+    result. ``arguments`` is a tuple of exactly the types of the callback's signature (``voidptr``
+    from ``data_pointer``, ``np.int64(...)`` for int64): nothing checks them against it."""
+    if not isinstance(address, numba.types.Integer) or not isinstance(arguments, numba.types.BaseTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        kinds = signature.args[1].types
+        values = [builder.extract_value(args[1], k) for k in range(len(kinds))]
+        function = llvmlite.ir.FunctionType(llvmlite.ir.IntType(64), [context.get_value_type(kind) for kind in kinds])
+        return builder.call(builder.inttoptr(args[0], function.as_pointer()), values)
+
+    return numba.types.int64(address, arguments), codegen
+
+
+@numba.extending.intrinsic
+def data_pointer(typingctx, array):
+    """The address of ``array``'s first element as a ``void *``, for a ``cpu_callback``."""
+    if not isinstance(array, numba.types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, value=args[0]).data
+        return builder.bitcast(data, llvmlite.ir.IntType(8).as_pointer())
+
+    return numba.types.voidptr(array), codegen
 
 
 # The on-disk cache ----------------------------------------------------------------------------------

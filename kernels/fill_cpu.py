@@ -1,8 +1,11 @@
 """CPU kernels: fill an array (or a block of a larger tensor) with a sampler's values, in parallel.
 
 The work is cut into tiles of ``TILE`` consecutive elements of one run of the block (see
-``layout.Block``); Numba's ``prange`` spreads the tiles over the threads. Each tile is filled in two
-passes while it is hot in cache:
+``layout.Block``); Numba's ``prange`` spreads the tiles over the threads. The driver calls a C
+callback per tile (``_jit.cpu_callback``), which holds the tile's code: linked into the ``prange``
+loop instead, that code was optimised and compiled four more times (the loop's body, its two
+wrappers, the driver) at a kind's first call. Each tile is filled in two passes while it is hot in
+cache:
 
 1. a vectorised pass computes the attempt-0 candidate of every element, one Philox call per group,
    branch-free, writes the value or, for a rejected candidate, the NaN sentinel, and counts the
@@ -28,10 +31,10 @@ value out of bounds.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import carray, prange
 
 from . import compress
-from ._jit import cpu_jit, specialize
+from ._jit import call_callback, cpu_callback, cpu_jit, data_pointer, specialize
 from .philox import philox_group
 from .samplers import (
     KINDS,
@@ -75,6 +78,7 @@ _driver = cpu_jit(parallel=True, cache=True)
 emit = pending = candidate = compute_dtype = None
 _groups_uniform = _groups_normal = _groups_robert = _draw = _fill_span = _fill_elements = None
 _find_pending = _emit_round = _candidates_uniform = _candidates_normal = _candidates_robert = None
+storage_dtype = None
 
 
 @_kernel
@@ -162,7 +166,7 @@ def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
     return rejected
 
 
-# A span of a run, and the parallel driver --------------------------------------------------------
+# A span of a run, the tiles' callback, and the parallel driver --------------------------------------------------------
 
 
 def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt):
@@ -247,10 +251,51 @@ def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
     return kept
 
 
-def _fill_template(out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p, fmt):
-    """Fill ``out`` (1-D, C-contiguous) with a block of a tensor; return the number of failures.
+# The tiles' C callback: the arrays as pointers and lengths, p as a pointer to its 10 values.
+_TILES_SIGNATURE = "int64(voidptr, int64, voidptr, voidptr, voidptr, int64, voidptr, int64, int64, int64, int64, " \
+                   "int64, voidptr, int64, int64, int64)"
+ALLOCATION_FAILED = -1  # the tiles' callback's result when a redraw buffer could not be allocated
+
+
+def _tiles_callback_template(out_address, size, counts_address, starts_address, strides_address, leads, keys_address,
+                             key_rows, base0, run_length, group, method, p_address, fmt, first_tile, end_tile):
+    """Fill tiles first_tile..end_tile - 1 of the block; return the number of failures, or
+    ``ALLOCATION_FAILED`` if a redraw buffer could not be allocated (an exception cannot leave a C
+    callback). Tile t is elements TILE * (t % tiles_per_run) on of run t // tiles_per_run,
+    tiles_per_run = ceil(run_length / TILE). The arrays of ``_fill_template`` come as pointers: out
+    (``size`` elements of the kind's storage), the three int64 lead arrays (``leads`` entries), the
+    uint64 key table (key_rows, 3) and the 10 parameters in the compute dtype."""
+    out = carray(out_address, size, storage_dtype)
+    lead_counts = carray(counts_address, leads, np.int64)
+    lead_starts = carray(starts_address, leads, np.int64)
+    lead_strides = carray(strides_address, leads, np.int64)
+    keys = carray(keys_address, (key_rows, 3), np.uint64)
+    q = carray(p_address, 10, compute_dtype)
+    p = (q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9])
+    tiles_per_run = (run_length + TILE - 1) // TILE
+    failures = 0
+    try:
+        for t in range(first_tile, end_tile):
+            run = t // tiles_per_run
+            first = (t % tiles_per_run) * TILE
+            count = min(TILE, run_length - first)
+            start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
+            key = run % keys.shape[0]
+            failures += _fill_span(out, run * run_length + first, start, count, group, method, keys[key, 0],
+                                   keys[key, 1], keys[key, 2], p, fmt)
+    except Exception:
+        return np.int64(ALLOCATION_FAILED)
+    return failures
+
+
+def _fill_template(tiles, out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p,
+                   fmt):
+    """Fill ``out`` (1-D, C-contiguous) with a block of a tensor, one tile per ``prange`` iteration
+    through the kind's C callback at ``tiles``; return the number of failures, or
+    ``ALLOCATION_FAILED``.
 
     Args:
+        tiles: the address of the kind's C callback (``tiles_callback(kind).address``), int64.
         out: float32, float64, or uint16 (16-bit formats) array of nruns * run_length elements.
         lead_counts, lead_starts, lead_strides: int64 arrays describing the block's runs (``layout``).
         keys: uint64 (K, 3) key table: run r draws with key (keys[r % K, 0], keys[r % K, 1]) from
@@ -259,21 +304,23 @@ def _fill_template(out, lead_counts, lead_starts, lead_strides, keys, base0, run
         run_length: elements per run (int64, > 0).
         group: G of the counter contract for (method, precision).
         method: a samplers.METHOD_* code.
-        p: parameters (loc, scale, lo, hi, a, width, alpha, m, sign) in the compute dtype.
+        p: (10,) array of the parameters (loc, scale, lo, hi, a, width, alpha, m, sign) in the compute
+            dtype.
         fmt: samplers.FORMAT_NATIVE or a bits.FORMAT_* 16-bit code.
     """
     tiles_per_run = (run_length + TILE - 1) // TILE
     nruns = out.size // run_length
     failures = 0
+    errors = 0
     for t in prange(nruns * tiles_per_run):
-        run = t // tiles_per_run
-        first = (t % tiles_per_run) * TILE
-        count = min(TILE, run_length - first)
-        start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
-        key = run % keys.shape[0]
-        failures += _fill_span(out, run * run_length + first, start, count, group, method, keys[key, 0], keys[key, 1],
-                               keys[key, 2], p, fmt)
-    return failures
+        result = call_callback(tiles, (data_pointer(out), np.int64(out.size), data_pointer(lead_counts),
+                                       data_pointer(lead_starts), data_pointer(lead_strides),
+                                       np.int64(lead_counts.size), data_pointer(keys), np.int64(keys.shape[0]),
+                                       base0, run_length, group, method, data_pointer(p), fmt, np.int64(t),
+                                       np.int64(t + 1)))
+        errors += result == ALLOCATION_FAILED
+        failures += max(result, 0)
+    return ALLOCATION_FAILED if errors else failures
 
 
 _GROUP_LOOPS = {
@@ -298,14 +345,27 @@ def _compile(kind: str, double: bool):
             specialize(_candidates_template, f"_{name}{suffix}", candidate=lanes[method], **names)
         )
     span = _kernel(specialize(_fill_span_template, suffix, **steps, **names))
-    return span, _driver(specialize(_fill_template, suffix, _fill_span=span))
+    return span, _driver(specialize(_fill_template, suffix))
 
 
 _COMPILED = {kind: _compile(kind, kind == "float64") for kind in KINDS}
 # Per output kind: the span function (fills a span of one run; other kernels call it, e.g. the
-# orthogonal one for its Gaussian inputs) and the parallel driver.
+# orthogonal one for its Gaussian inputs) and the parallel driver, which takes the kind's
+# ``tiles_callback``.
 SPANS = {kind: span for kind, (span, _) in _COMPILED.items()}
 DRIVERS = {kind: driver for kind, (_, driver) in _COMPILED.items()}
+_CALLBACKS: dict = {}
+
+
+def tiles_callback(kind: str):
+    """``kind``'s ``_tiles_callback_template`` as a C callback, compiled (or loaded from the disk cache)
+    at its first use."""
+    if kind not in _CALLBACKS:
+        storage = np.uint16 if kind in ("bfloat16", "float16") else KINDS[kind]["compute_dtype"]
+        template = specialize(_tiles_callback_template, "_" + kind, _fill_span=SPANS[kind], storage_dtype=storage,
+                              compute_dtype=KINDS[kind]["compute_dtype"])
+        _CALLBACKS[kind] = cpu_callback(template, _TILES_SIGNATURE)
+    return _CALLBACKS[kind]
 
 
 def launch(out: np.ndarray, block, plan, keys: np.ndarray) -> None:
@@ -327,10 +387,14 @@ def launch(out: np.ndarray, block, plan, keys: np.ndarray) -> None:
     if block.size == 0:
         return
     flat = out.reshape(-1).view(plan.storage_dtype)
-    fill = DRIVERS[kind_of(plan.double, plan.fmt)]
+    kind = kind_of(plan.double, plan.fmt)
+    keys, base0, run_length, group, method, params, fmt = plan.kernel_arguments(block, keys)
+    arguments = (flat, *(np.ascontiguousarray(a, dtype=np.int64) for a in (block.lead_counts, block.lead_starts,
+                 block.lead_strides)), keys, base0, run_length, group, method, np.array(params), fmt)
     with threads.parallel_section():
-        failures = fill(flat, block.lead_counts, block.lead_starts, block.lead_strides,
-                        *plan.kernel_arguments(block, keys))
+        failures = DRIVERS[kind](np.int64(tiles_callback(kind).address), *arguments)
+    if failures == ALLOCATION_FAILED:
+        raise MemoryError(f"could not allocate the redraw buffers of a {TILE}-element tile")
     if failures:
         raise RuntimeError(
             f"{failures} element(s) found no value within the bounds after {MAX_ATTEMPTS} attempts: the "

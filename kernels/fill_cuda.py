@@ -53,8 +53,9 @@ def _keep_template(out, o, i, run_first, run_length, z, ok, p, fmt, offset, pend
 
 def _fill_kernel_template(out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p, fmt,
                           failures):
-    """Fill ``out`` with a block of a tensor; arguments as ``fill_cpu._fill_template`` plus
-    ``failures``, an int64 device array of one element counting elements that hit MAX_ATTEMPTS."""
+    """Fill ``out`` with a block of a tensor; arguments as ``fill_cpu._fill_template`` (without its
+    ``tiles``, and with ``p`` the tuple of parameters) plus ``failures``, an int64 device array of
+    one element counting elements that hit MAX_ATTEMPTS."""
     pending_list = cuda.shared.array(_LIST, np.int32)
     pending_count = cuda.shared.array(1, np.int32)
     tx = cuda.threadIdx.x
