@@ -166,7 +166,7 @@ def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
     return rejected
 
 
-# A span of a run, the tiles' callback, and the parallel driver --------------------------------------------------------
+# A span of a run, the tiles' callback, and the parallel driver ------------------------------------
 
 
 def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt):

@@ -137,9 +137,9 @@ def _memoized(function):
     A plan is a pure function of the parameters' exact values and the output dtype, and building one
     (rounding in the dtype, exact rational bounds, the choice of method) costs more than filling a
     small tensor, which per-parameter initialisation does hundreds of times with the same
-    arguments. Only Python floats (keyed by ``float.hex``: 0.0 and -0.0 apart) and NumPy dtypes
-    make a key (passed by position); any other call goes straight through, and a request that raises is
-    not kept, so it raises each time. Plans are immutable, so callers share them."""
+    arguments. Only Python floats (keyed by ``float.hex``: 0.0 and -0.0 apart) and NumPy dtypes,
+    passed by position, make a key; any other call goes straight through, and a request that
+    raises is not kept, so it raises each time. Plans are immutable, so callers share them."""
     plans: dict = {}
 
     @functools.wraps(function)
