@@ -18,7 +18,7 @@ the float32 -> float16 conversions (``vcvtps2ph``, F16C) of:
   pass);
 * ``half`` (only when asked for): the float16 fill span, which rounds with F16C's conversion where
   the CPU has it and with integer steps where it does not (``kernels/bits.round_float16``);
-* ``small``: the float32 small-matrix orthogonal driver (Gaussians, reflectors, Q, store);
+* ``small``: the float32 small-matrix orthogonal member (Gaussians, reflectors, Q, store);
 * ``plain njit`` and ``cpu_jit``: one elementwise loop compiled by plain ``numba.njit``, as any other
   Numba code in the process is, and by warpinit's ``cpu_jit``;
 * ``lanes`` (only when asked for): a loop from 64-bit words to float32 math to 16-bit stores, as the
@@ -86,8 +86,11 @@ def counts(asm: str) -> dict:
     }
 
 
-def _asm(dispatcher) -> str:
-    return "\n".join(dispatcher.inspect_asm(signature) for signature in dispatcher.signatures)
+def _asm(function) -> str:
+    """The assembly of a dispatcher (every signature) or of a C callback (``_jit.cpu_callback``)."""
+    if not hasattr(function, "signatures"):
+        return function._library.get_asm_str()
+    return "\n".join(function.inspect_asm(signature) for signature in function.signatures)
 
 
 def drawn_digest() -> str:
@@ -124,7 +127,7 @@ def inspect(parts=("span", "small", "plain")) -> dict:
         report["half"] = counts(_asm(fill_cpu.SPANS["float16"]))
     if "small" in parts:
         wi.orthogonal((64, 64), batch=4, seed=1)
-        report["small"] = counts(_asm(orthogonal._SMALL_DRIVERS["float32"]))
+        report["small"] = counts(_asm(orthogonal._SMALL_DRIVERS["float32"][0]))  # the member's callback
     if "plain" in parts:
         x = np.ones(64, np.float32)
         for name, compile_ in (("plain njit", numba.njit), ("cpu_jit", cpu_jit())):

@@ -61,6 +61,7 @@ import numba.extending
 from numba.core import caching, compiler
 
 __all__ = [
+    "ALLOCATION_FAILED",
     "DiskCache",
     "avx512",
     "cpu_jit",
@@ -254,6 +255,9 @@ def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, **options)
         return dispatcher
 
     return compile_
+
+
+ALLOCATION_FAILED = -1  # a ``cpu_callback``'s result when an allocation inside it failed (it cannot raise)
 
 
 def cpu_callback(py_func, signature, cache: bool = True):

@@ -34,7 +34,7 @@ import numpy as np
 from numba import carray, prange
 
 from . import compress
-from ._jit import call_callback, cpu_callback, cpu_jit, data_pointer, specialize
+from ._jit import ALLOCATION_FAILED, call_callback, cpu_callback, cpu_jit, data_pointer, specialize
 from .philox import philox_group
 from .samplers import (
     KINDS,
@@ -254,7 +254,6 @@ def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
 # The tiles' C callback: the arrays as pointers and lengths, p as a pointer to its 10 values.
 _TILES_SIGNATURE = "int64(voidptr, int64, voidptr, voidptr, voidptr, int64, voidptr, int64, int64, int64, int64, " \
                    "int64, voidptr, int64, int64, int64)"
-ALLOCATION_FAILED = -1  # the tiles' callback's result when a redraw buffer could not be allocated
 
 
 def _tiles_callback_template(out_address, size, counts_address, starts_address, strides_address, leads, keys_address,

@@ -41,10 +41,10 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
+from numba import carray, prange
 
 from . import rank_update
-from ._jit import cpu_jit, shared, specialize
+from ._jit import ALLOCATION_FAILED, call_callback, cpu_callback, cpu_jit, data_pointer, shared, specialize
 from .samplers import ROUND_16BIT, kind_of
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
@@ -299,12 +299,24 @@ def small_from_gaussians_cpu(g, tau, q):
 # a member to the output, ``_member_gaussians`` draws its inputs in chunks of ``chunk_groups``
 # (``trapezoid``); ``round_format`` is a 16-bit kind's rounding (``samplers.ROUND_16BIT``), bound in
 # its stores.
-store = compute_dtype = _member_gaussians = chunk_groups = round_format = None
+store = compute_dtype = storage_dtype = _member_gaussians = chunk_groups = round_format = None
 
 
-def _small_template(out, n, m, keys, p, gain, transpose, fmt):
-    """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed."""
-    for b in prange(out.shape[0]):
+# The member's C callback: out (batch, rows, cols) of the kind's storage, keys (batch, 3), p (10,)
+# in the compute dtype, gain as a float64 (exact for a float32 one), transpose as 0 or 1.
+_MEMBER_SIGNATURE = "int64(voidptr, int64, int64, int64, int64, int64, int64, voidptr, voidptr, float64, int64, int64)"
+
+
+def _member_callback_template(out_address, batch, rows, cols, b, n, m, keys_address, p_address, gain, transpose,
+                              fmt):
+    """Member b of ``_small_template``'s output, built as that docstring says; 0, or
+    ``ALLOCATION_FAILED`` if its scratch could not be allocated (an exception cannot leave a C
+    callback)."""
+    out = carray(out_address, (batch, rows, cols), storage_dtype)
+    keys = carray(keys_address, (batch, 3), np.uint64)
+    params = carray(p_address, 10, compute_dtype)
+    p = (params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7], params[8], params[9])
+    try:
         inputs = np.empty((1, n, m), dtype=compute_dtype)
         tau = np.empty(m, dtype=compute_dtype)
         q, t, gram, block, w = _scratch(n, m, compute_dtype)
@@ -312,7 +324,23 @@ def _small_template(out, n, m, keys, p, gain, transpose, fmt):
         g = inputs[0]
         _member_reflectors(g, tau)
         _member_small(g, tau, q, t, gram, block, w)
-        store(out[b], q, gain, transpose, fmt)
+        store(out[b], q, compute_dtype(gain), transpose != 0, fmt)
+    except Exception:
+        return np.int64(ALLOCATION_FAILED)
+    return np.int64(0)
+
+
+def _small_template(member, out, n, m, keys, p, gain, transpose, fmt):
+    """out (B, rows, cols): member b = gain * Q from the Gaussians of key row b, (n, m) or transposed,
+    one member per ``prange`` iteration through the kind's C callback at ``member`` (its address,
+    int64); the number of members whose scratch could not be allocated."""
+    failed = 0
+    for b in prange(out.shape[0]):
+        result = call_callback(member, (data_pointer(out), np.int64(out.shape[0]), np.int64(out.shape[1]),
+                                        np.int64(out.shape[2]), np.int64(b), n, m, data_pointer(keys),
+                                        data_pointer(p), np.float64(gain), np.int64(transpose), fmt))
+        failed += result == ALLOCATION_FAILED
+    return failed
 
 
 @cpu_jit(forceinline=True)
@@ -349,15 +377,19 @@ _STORES = {"float32": _store_native, "float64": _store_native} | {
 
 def _compile_small(kind):
     compute = np.float64 if kind == "float64" else np.float32
-    names = {"store": _STORES[kind], "compute_dtype": compute}
+    storage = compute if kind in ("float32", "float64") else np.uint16
+    names = {"store": _STORES[kind], "compute_dtype": compute, "storage_dtype": storage}
     from . import trapezoid
 
     gaussians = trapezoid.kernel(kind == "float64", parallel=False)
-    return _parallel(specialize(_small_template, "_" + kind, _member_gaussians=gaussians,
-                                chunk_groups=np.int64(trapezoid.CHUNK_GROUPS), **names))
+    # The member's code lives in a C callback: inside the ``prange`` loop it was optimised and
+    # compiled again for each of the loop's four code libraries (``_jit.cpu_callback``).
+    member = cpu_callback(specialize(_member_callback_template, "_" + kind, _member_gaussians=gaussians,
+                                     chunk_groups=np.int64(trapezoid.CHUNK_GROUPS), **names), _MEMBER_SIGNATURE)
+    return member, _parallel(specialize(_small_template, "_" + kind))
 
 
-_SMALL_DRIVERS: dict = {}
+_SMALL_DRIVERS: dict = {}  # kind -> (the member's C callback, the parallel driver), at the kind's first use
 
 
 def small_cpu(out, n, m, keys, gain, transpose, fmt):
@@ -372,9 +404,13 @@ def small_cpu(out, n, m, keys, gain, transpose, fmt):
         _SMALL_DRIVERS[kind] = _compile_small(kind)
     normal = plan.normal(0.0, 1.0, np.dtype(np.float64 if double else np.float32))
     compute = np.float64 if double else np.float32
+    member, driver = _SMALL_DRIVERS[kind]
     with threads.parallel_section():
-        _SMALL_DRIVERS[kind](out, np.int64(n), np.int64(m), np.ascontiguousarray(keys, dtype=np.uint64),
-                             normal.params, compute(gain), bool(transpose), np.int64(fmt))
+        failed = driver(np.int64(member.address), out, np.int64(n), np.int64(m),
+                        np.ascontiguousarray(keys, dtype=np.uint64), np.array(normal.params), compute(gain),
+                        bool(transpose), np.int64(fmt))
+    if failed:
+        raise MemoryError(f"could not allocate the scratch of {failed} of the {out.shape[0]} {n} x {m} members")
 
 
 # The GEMM path, for NumPy and CuPy ---------------------------------------------------------------

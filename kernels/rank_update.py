@@ -17,9 +17,11 @@ are), and the loops have no overlap checks (LLVM's, around a Numba loop over sev
 much as the arithmetic of a short row). A strip is two vectors (``LANES_BYTES`` bytes each: 16
 float32 or 8 float64) where the CPU has AVX-512 (32 vector registers: eight accumulators in flight
 hide the multiply-add latency) and one vector elsewhere (on AVX2's 16 registers two would spill); a
-strip of one vector ends the columns when they hold an odd number of vectors. Q's columns from
-``first_column`` on must be a whole number of vectors: the caller pads its rows (the padding columns
-are zero, and stay zero).
+strip of one vector ends the columns when they hold an odd number of vectors. The row loops take
+``UNROLL`` rows an iteration, written out: LLVM unrolled them so only when it optimised the code a
+second time (as it did inside each layer of a ``prange`` driver), and the loop of one row an
+iteration ran slower (bench/RESULTS.md). Q's columns from ``first_column`` on must be a whole
+number of vectors: the caller pads its rows (the padding columns are zero, and stay zero).
 
 The arithmetic, for each column j (every product after the first fused into its addition where the
 CPU has FMA, ``llvm.fmuladd``, as the kernels' ``contract`` flag allows):
@@ -44,6 +46,7 @@ from ._jit import avx512, cpu_jit
 
 LANES_BYTES = 64  # one AVX-512 register; two AVX2 ones
 BLOCK = 4  # reflectors per block
+UNROLL = 2  # rows per iteration of the row loops
 TILE_ROWS = 128  # rows whose sums advance together before the next strip
 # The upper triangle of T, row by row: the order of ``apply_block``'s ``t``.
 T_ENTRIES = tuple((r, c) for r in range(BLOCK) for c in range(r, BLOCK))
@@ -139,6 +142,17 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
                 last = builder.select(builder.icmp_signed("<", last, rows), last, rows)
                 body(first, last)
 
+        unroll = ir.Constant(index, UNROLL)
+
+        def over_rows(first, last, body):
+            """body(i) for the rows i = first..last - 1 in order, UNROLL rows an iteration."""
+            grouped = builder.add(first, builder.mul(builder.sdiv(builder.sub(last, first), unroll), unroll))
+            with cgutils.for_range_slice(builder, first, grouped, unroll) as (i, _):
+                for k in range(UNROLL):
+                    body(builder.add(i, ir.Constant(index, k)))
+            with cgutils.for_range_slice(builder, grouped, last, one) as (i, _):
+                body(i)
+
         def clear(offsets):
             for r in range(BLOCK):
                 for j in offsets:
@@ -149,12 +163,14 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
             for r in range(BLOCK):
                 for k, j in enumerate(offsets):
                     builder.store(builder.load(at(w_rows, ir.Constant(index, r), j), align=size), sums[r][k])
-            with cgutils.for_range_slice(builder, first, last, one) as (i, _):
+            def row(i):
                 weight = weights(i)
                 for k, j in enumerate(offsets):
                     x = builder.load(at(q_rows, i, j), align=size)
                     for r in range(BLOCK):
                         builder.store(builder.call(fmuladd, [weight[r], x, builder.load(sums[r][k])]), sums[r][k])
+
+            over_rows(first, last, row)
             for r in range(BLOCK):
                 for k, j in enumerate(offsets):
                     builder.store(builder.load(sums[r][k]), at(w_rows, ir.Constant(index, r), j), align=size)
@@ -172,7 +188,7 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
         def subtract(first, last, offsets):
             u = [[builder.load(at(w_rows, ir.Constant(index, r), j), align=size) for j in offsets]
                  for r in range(BLOCK)]
-            with cgutils.for_range_slice(builder, first, last, one) as (i, _):
+            def row(i):
                 weight = weights(i)
                 for k, j in enumerate(offsets):
                     where = at(q_rows, i, j)
@@ -180,6 +196,8 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
                     for r in range(1, BLOCK):
                         total = builder.call(fmuladd, [weight[r], u[r][k], total])
                     builder.store(builder.fsub(builder.load(where, align=size), total), where, align=size)
+
+            over_rows(first, last, row)
 
         over_strips(clear)
         over_tiles(lambda first, last: over_strips(lambda offsets: accumulate(first, last, offsets)))

@@ -56,3 +56,17 @@ def test_a_tile_that_could_not_allocate_is_a_memory_error(monkeypatch):
     monkeypatch.setattr(fill_cpu, "tiles_callback", lambda kind: callback)
     with pytest.raises(MemoryError, match="redraw buffers"):
         wi.truncated_normal(5 * fill_cpu.TILE, seed=1, device="cpu")
+
+
+def test_a_small_orthogonal_member_that_could_not_allocate_is_a_memory_error(monkeypatch):
+    from warpinit.kernels import orthogonal
+
+    def member(out, batch, rows, cols, b, n, m, keys, p, gain, transpose, fmt):
+        return np.int64(orthogonal.ALLOCATION_FAILED if b % 2 else 0)
+
+    wi.orthogonal((8, 8), batch=2, seed=1, device="cpu")  # the float32 kind's driver, compiled
+    callback = cpu_callback(member, orthogonal._MEMBER_SIGNATURE, cache=False)
+    driver = orthogonal._SMALL_DRIVERS["float32"][1]
+    monkeypatch.setitem(orthogonal._SMALL_DRIVERS, "float32", (callback, driver))
+    with pytest.raises(MemoryError, match="2 of the 4 8 x 8 members"):
+        wi.orthogonal((8, 8), batch=4, seed=1, device="cpu")
