@@ -360,9 +360,8 @@ def tiles_callback(kind: str):
     """``kind``'s ``_tiles_callback_template`` as a C callback, compiled (or loaded from the disk cache)
     at its first use."""
     if kind not in _CALLBACKS:
-        storage = np.uint16 if kind in ("bfloat16", "float16") else KINDS[kind]["compute_dtype"]
-        template = specialize(_tiles_callback_template, "_" + kind, _fill_span=SPANS[kind], storage_dtype=storage,
-                              compute_dtype=KINDS[kind]["compute_dtype"])
+        template = specialize(_tiles_callback_template, "_" + kind, _fill_span=SPANS[kind],
+                              storage_dtype=KINDS[kind]["storage_dtype"], compute_dtype=KINDS[kind]["compute_dtype"])
         _CALLBACKS[kind] = cpu_callback(template, _TILES_SIGNATURE)
     return _CALLBACKS[kind]
 

@@ -45,7 +45,7 @@ from numba import carray, prange
 
 from . import rank_update
 from ._jit import ALLOCATION_FAILED, call_callback, cpu_callback, cpu_jit, data_pointer, shared, specialize
-from .samplers import ROUND_16BIT, kind_of
+from .samplers import KINDS, ROUND_16BIT, kind_of
 
 BLOCK = 128  # reflectors per compact-WY panel of the GEMM path
 SMALL_BLOCK = rank_update.BLOCK  # reflectors applied together by the small-matrix kernel (its Gram is written for four)
@@ -376,9 +376,8 @@ _STORES = {"float32": _store_native, "float64": _store_native} | {
 
 
 def _compile_small(kind):
-    compute = np.float64 if kind == "float64" else np.float32
-    storage = compute if kind in ("float32", "float64") else np.uint16
-    names = {"store": _STORES[kind], "compute_dtype": compute, "storage_dtype": storage}
+    names = {"store": _STORES[kind], "compute_dtype": KINDS[kind]["compute_dtype"],
+             "storage_dtype": KINDS[kind]["storage_dtype"]}
     from . import trapezoid
 
     gaussians = trapezoid.kernel(kind == "float64", parallel=False)

@@ -163,6 +163,7 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
             for r in range(BLOCK):
                 for k, j in enumerate(offsets):
                     builder.store(builder.load(at(w_rows, ir.Constant(index, r), j), align=size), sums[r][k])
+
             def row(i):
                 weight = weights(i)
                 for k, j in enumerate(offsets):
@@ -188,6 +189,7 @@ def apply_block(typingctx, q, v, t, first_row, first_column, w):
         def subtract(first, last, offsets):
             u = [[builder.load(at(w_rows, ir.Constant(index, r), j), align=size) for j in offsets]
                  for r in range(BLOCK)]
+
             def row(i):
                 weight = weights(i)
                 for k, j in enumerate(offsets):

@@ -536,8 +536,9 @@ def group_candidates53(method, w0, w1, w2, w3, p):
 # Output kinds and the templates they specialise -------------------------------------------------------
 
 # The names a kernel template calls, per output kind: float32 arrays; bfloat16 and float16 outputs
-# through a uint16 view (float32 arithmetic); float64 arrays. ``_jit.specialize`` binds them, so that
-# no kernel compiles code it cannot run (the 16-bit kinds their rounding: see ``emit_bfloat16``).
+# through a uint16 view (float32 arithmetic); float64 arrays. ``storage_dtype`` is the dtype of the
+# array a kernel writes. ``_jit.specialize`` binds them, so that no kernel compiles code it cannot
+# run (the 16-bit kinds their rounding: see ``emit_bfloat16``).
 KINDS = {
     "float32": {
         "lane_candidate": lane_candidate24,
@@ -545,6 +546,7 @@ KINDS = {
         "emit": emit_native,
         "pending": pending_native,
         "compute_dtype": np.float32,
+        "storage_dtype": np.float32,
     },
     "bfloat16": {
         "lane_candidate": lane_candidate24,
@@ -552,6 +554,7 @@ KINDS = {
         "emit": emit_bfloat16,
         "pending": pending_16bit,
         "compute_dtype": np.float32,
+        "storage_dtype": np.uint16,
     },
     "float16": {
         "lane_candidate": lane_candidate24,
@@ -559,6 +562,7 @@ KINDS = {
         "emit": emit_float16,
         "pending": pending_16bit,
         "compute_dtype": np.float32,
+        "storage_dtype": np.uint16,
     },
     "float64": {
         "lane_candidate": lane_candidate53,
@@ -566,6 +570,7 @@ KINDS = {
         "emit": emit_native,
         "pending": pending_native,
         "compute_dtype": np.float64,
+        "storage_dtype": np.float64,
     },
 }
 # The per-method lane candidates of each precision (the CPU's vectorised redraw loops take one each).
