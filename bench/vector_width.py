@@ -12,7 +12,9 @@ run with every AVX-512 feature removed, an AVX2-only CPU) with a fresh cache dir
 assembly, the instructions that use zmm (512-bit) and ymm (256-bit) registers and the 64-bit lane
 multiplies (``vpmuludq``: 32 x 32 -> 64 bits; ``vpmullq``: a full 64-bit product, slow on Intel) and
 the compresses of the redraw pass's scan (``vpcompressq``, AVX-512 only; ``kernels/compress.py``) and
-the float32 -> float16 conversions (``vcvtps2ph``, F16C) of:
+the float32 -> float16 conversions (``vcvtps2ph``, F16C), the vector spills (aligned moves, and
+unaligned ones, of ymm and zmm registers to and from stack slots) and the functions that realign
+their stack to ``_jit.STACK_ALIGNMENT`` of:
 
 * ``span``: the float32 fill span (the uniform, normal and truncated-normal loops with their redraw
   pass);
@@ -39,6 +41,7 @@ import tempfile
 
 import numpy as np
 
+from warpinit.kernels._jit import STACK_ALIGNMENT
 from warpinit.kernels.bits import float32_bits
 from warpinit.kernels.philox import philox_group
 from warpinit.kernels.samplers import uniform24
@@ -73,8 +76,16 @@ def _float_registers(asm: str) -> dict:
         "instructions": len(lines)}
 
 
+# A ymm or zmm register moved to or from a stack slot, with an aligned or an unaligned move.
+_ALIGNED_MOVE = re.compile(r"\tvmov(aps|apd|dqa|dqa32|dqa64)\t.*%[yz]mm")
+_UNALIGNED_MOVE = re.compile(r"\tvmov(ups|upd|dqu|dqu8|dqu16|dqu32|dqu64)\t.*%[yz]mm")
+_STACK_SLOT = re.compile(r"\((%rsp|%rbp|%rbx)\)")
+
+
 def counts(asm: str) -> dict:
-    """Instructions using zmm / ymm registers and the 64-bit lane multiplies in ``asm``."""
+    """Instructions using zmm / ymm registers, the 64-bit lane multiplies and the other instructions
+    named in the module's docstring in ``asm``; its vector spills (ymm / zmm moves to and from stack
+    slots), aligned and unaligned; and how many of its functions realign their stack."""
     lines = [line for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")]
     return {
         "zmm": sum("%zmm" in line for line in lines),
@@ -83,6 +94,9 @@ def counts(asm: str) -> dict:
         "vpmullq": sum(bool(re.match(r"\tvpmullq\b", line)) for line in lines),
         "vpcompressq": sum(bool(re.match(r"\tvpcompressq\b", line)) for line in lines),
         "vcvtps2ph": sum(bool(re.match(r"\tvcvtps2ph\b", line)) for line in lines),
+        "aligned spills": sum(bool(_ALIGNED_MOVE.match(line) and _STACK_SLOT.search(line)) for line in lines),
+        "unaligned spills": sum(bool(_UNALIGNED_MOVE.match(line) and _STACK_SLOT.search(line)) for line in lines),
+        "stack realigned": sum(bool(re.match(rf"\tandq\t\$-{STACK_ALIGNMENT}, %rsp", line)) for line in lines),
     }
 
 

@@ -31,7 +31,12 @@ store is then sized by that store, at 32 lanes of float32 math in two registers 
 alone, on AVX-512 only. On AVX2, a loop of few long dependent chains (the redraw pass's candidates,
 one Philox call and one transform per element) sized by its 64-bit words runs four lanes an
 iteration and waits on their latency; ``lanes={"avx2": 8}`` gives it two registers of words for
-each register of float32 values. None of this changes an instruction set
+each register of float32 values. The sampler loops keep more live values than there are vector
+registers and spill some to the stack; the x86-64 ABI aligns a frame to 16 bytes only, so LLVM
+writes those spills with unaligned moves, and the same machine code then runs at speeds that depend
+on where its callers left the stack pointer. Every warpinit function is therefore marked
+``alignstack(64)``: it realigns its own frame, and its spills are aligned moves wherever it is
+called from. None of this changes an instruction set
 (the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
 the kernels contract no multiply-adds unless they say so, and lane width does not change an
 elementwise result. Other Numba code in the process compiles as it would without warpinit: the
@@ -81,8 +86,11 @@ __all__ = [
 
 # The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
 WIDE_VECTORS = '"prefer-vector-width"="512"'
+# The stack alignment, in bytes, every warpinit function keeps for its vector spills (see above).
+STACK_ALIGNMENT = 64
 # What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
-CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes per vector ISA")
+CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes per vector ISA",
+                f"alignstack({STACK_ALIGNMENT})")
 
 
 class _Attributes(llvmlite.ir.FunctionAttributes):
@@ -96,7 +104,7 @@ def _mark_wide(module) -> None:
     for function in module.functions:
         if function.blocks:  # a definition, not a declaration
             attributes = _Attributes(function.attributes)
-            attributes.alignstack = function.attributes.alignstack
+            attributes.alignstack = max(function.attributes.alignstack or 0, STACK_ALIGNMENT)
             attributes.personality = function.attributes.personality
             attributes.add(WIDE_VECTORS)
             function.attributes = attributes

@@ -2,7 +2,8 @@
 code compiles as it would without warpinit. Read from the assembly of a subprocess compiled with an
 Intel server tuning (which prefers 256-bit vectors), the host's features kept. The values drawn are
 the same under every target: an AVX2-only one, one without F16C, an Intel tuning, the host's own.
-A loop's lanes forced for one vector ISA (``cpu_jit(lanes=...)``) apply to that ISA's targets alone."""
+A loop's lanes forced for one vector ISA (``cpu_jit(lanes=...)``) apply to that ISA's targets alone.
+warpinit's functions spill vectors to aligned stack slots; other Numba code keeps its frames."""
 
 import llvmlite.binding as ll
 import pytest
@@ -39,10 +40,15 @@ def test_lanes_forced_for_avx512_apply_to_an_avx512_target_alone():
     assert lanes["avx2: 8"] == lanes["default"]
 
 
+@pytest.fixture(scope="module")
+def avx2_report():
+    return vector_width.run_child("haswell", vector_width.avx2_features(),
+                                  parts=("span", "half", "plain", "lanes", "bits"))
+
+
 @pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
-def test_avx2_target_gets_256_bit_code():
-    report = vector_width.run_child("haswell", vector_width.avx2_features(),
-                                    parts=("span", "half", "plain", "lanes", "bits"))
+def test_avx2_target_gets_256_bit_code(avx2_report):
+    report = avx2_report
     assert report["cpu_jit"]["zmm"] == 0 and report["cpu_jit"]["ymm"] > 0
     assert report["span"]["zmm"] == 0 and report["span"]["vpcompressq"] == 0  # the scan packs by table
     lanes = report["lanes"]
@@ -60,3 +66,14 @@ def test_float16_outputs_without_f16c_round_in_integer_steps_to_the_same_bits():
     report = vector_width.run_child("x86-64", vector_width.no_f16c_features(), parts=("half", "bits"))
     assert report["half"]["vcvtps2ph"] == 0
     assert report["bits"] == vector_width.drawn_digest()
+
+
+@pytest.mark.skipif(not IS_X86, reason="an x86-64 target")
+def test_kernels_spill_vectors_to_aligned_slots_and_other_numba_code_keeps_its_frames(avx2_report):
+    # The sampler loops spill many vector registers; each warpinit function realigns its frame to
+    # STACK_ALIGNMENT bytes, so that the spills are aligned moves wherever it is called from.
+    span = avx2_report["span"]
+    spills = span["aligned spills"] + span["unaligned spills"]
+    assert spills > 100 and span["aligned spills"] >= 0.95 * spills
+    assert span["stack realigned"] > 0
+    assert avx2_report["cpu_jit"]["stack realigned"] == 1 and avx2_report["plain njit"]["stack realigned"] == 0
