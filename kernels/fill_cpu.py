@@ -253,12 +253,12 @@ def _emit_round_template(out, o, offsets, n, values, accepted, p, fmt):
 
 # The tiles' C callback: the arrays as pointers and lengths, p as a pointer to its 10 values.
 _TILES_SIGNATURE = "int64(voidptr, int64, voidptr, voidptr, voidptr, int64, voidptr, int64, int64, int64, int64, " \
-                   "int64, voidptr, int64, int64, int64)"
+                   "int64, voidptr, int64, int64)"
 
 
 def _tiles_callback_template(out_address, size, counts_address, starts_address, strides_address, leads, keys_address,
-                             key_rows, base0, run_length, group, method, p_address, fmt, first_tile, end_tile):
-    """Fill tiles first_tile..end_tile - 1 of the block; return the number of failures, or
+                             key_rows, base0, run_length, group, method, p_address, fmt, tile):
+    """Fill tile ``tile`` of the block; return its number of failures, or
     ``ALLOCATION_FAILED`` if a redraw buffer could not be allocated (an exception cannot leave a C
     callback). Tile t is elements TILE * (t % tiles_per_run) on of run t // tiles_per_run,
     tiles_per_run = ceil(run_length / TILE). The arrays of ``_fill_template`` come as pointers: out
@@ -272,19 +272,16 @@ def _tiles_callback_template(out_address, size, counts_address, starts_address, 
     q = carray(p_address, 10, compute_dtype)
     p = (q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9])
     tiles_per_run = (run_length + TILE - 1) // TILE
-    failures = 0
+    run = tile // tiles_per_run
+    first = (tile % tiles_per_run) * TILE
+    count = min(TILE, run_length - first)
+    start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
+    key = run % keys.shape[0]
     try:
-        for t in range(first_tile, end_tile):
-            run = t // tiles_per_run
-            first = (t % tiles_per_run) * TILE
-            count = min(TILE, run_length - first)
-            start = run_start(run, lead_counts, lead_starts, lead_strides, base0) + first
-            key = run % keys.shape[0]
-            failures += _fill_span(out, run * run_length + first, start, count, group, method, keys[key, 0],
-                                   keys[key, 1], keys[key, 2], p, fmt)
+        return _fill_span(out, run * run_length + first, start, count, group, method, keys[key, 0], keys[key, 1],
+                          keys[key, 2], p, fmt)
     except Exception:
         return np.int64(ALLOCATION_FAILED)
-    return failures
 
 
 def _fill_template(tiles, out, lead_counts, lead_starts, lead_strides, keys, base0, run_length, group, method, p,
@@ -315,8 +312,7 @@ def _fill_template(tiles, out, lead_counts, lead_starts, lead_strides, keys, bas
         result = call_callback(tiles, (data_pointer(out), np.int64(out.size), data_pointer(lead_counts),
                                        data_pointer(lead_starts), data_pointer(lead_strides),
                                        np.int64(lead_counts.size), data_pointer(keys), np.int64(keys.shape[0]),
-                                       base0, run_length, group, method, data_pointer(p), fmt, np.int64(t),
-                                       np.int64(t + 1)))
+                                       base0, run_length, group, method, data_pointer(p), fmt, np.int64(t)))
         errors += result == ALLOCATION_FAILED
         failures += max(result, 0)
     return ALLOCATION_FAILED if errors else failures

@@ -49,7 +49,7 @@ def test_an_exception_inside_a_callback_is_its_result():
 
 def test_a_tile_that_could_not_allocate_is_a_memory_error(monkeypatch):
     def tiles(address, size, counts, starts, strides, leads, keys, key_rows, base0, run_length, group, method, p,
-              fmt, first_tile, end_tile):
+              fmt, tile):
         return np.int64(fill_cpu.ALLOCATION_FAILED)
 
     callback = cpu_callback(tiles, fill_cpu._TILES_SIGNATURE, cache=False)
