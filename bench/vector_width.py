@@ -21,8 +21,9 @@ their stack to ``_jit.STACK_ALIGNMENT`` of:
 * ``half`` (only when asked for): the float16 fill span, which rounds with F16C's conversion where
   the CPU has it and with integer steps where it does not (``kernels/bits.round_float16``);
 * ``small``: the float32 small-matrix orthogonal member (Gaussians, reflectors, Q, store);
-* ``plain njit`` and ``cpu_jit``: one elementwise loop compiled by plain ``numba.njit``, as any other
-  Numba code in the process is, and by warpinit's ``cpu_jit``;
+* ``plain njit``, ``cpu_jit`` and ``cpu_jit, aligned stack``: one elementwise loop compiled by plain
+  ``numba.njit``, as any other Numba code in the process is, by warpinit's ``cpu_jit`` and by
+  ``cpu_jit(aligned_stack=True)``;
 * ``lanes`` (only when asked for): a loop from 64-bit words to float32 math to 16-bit stores, as the
   16-bit sampler loops are, compiled by ``cpu_jit()`` and by ``cpu_jit(lanes=...)`` for each ISA
   (``avx2: 8``, ``avx512: 16``), with the registers its float32 multiplies use; compiled without
@@ -144,7 +145,8 @@ def inspect(parts=("span", "small", "plain")) -> dict:
         report["small"] = counts(_asm(orthogonal._SMALL_DRIVERS["float32"][0]))  # the member's callback
     if "plain" in parts:
         x = np.ones(64, np.float32)
-        for name, compile_ in (("plain njit", numba.njit), ("cpu_jit", cpu_jit())):
+        for name, compile_ in (("plain njit", numba.njit), ("cpu_jit", cpu_jit()),
+                               ("cpu_jit, aligned stack", cpu_jit(aligned_stack=True))):
             function = compile_(_plain_loop)
             function(x, np.empty_like(x))
             report[name] = counts(_asm(function))

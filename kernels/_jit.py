@@ -34,9 +34,11 @@ iteration and waits on their latency; ``lanes={"avx2": 8}`` gives it two registe
 each register of float32 values. The sampler loops keep more live values than there are vector
 registers and spill some to the stack; the x86-64 ABI aligns a frame to 16 bytes only, so LLVM
 writes those spills with unaligned moves, and the same machine code then runs at speeds that depend
-on where its callers left the stack pointer. Every warpinit function is therefore marked
-``alignstack(64)``: it realigns its own frame, and its spills are aligned moves wherever it is
-called from. None of this changes an instruction set
+on where its callers left the stack pointer. The sampler loops are therefore compiled with
+``cpu_jit(aligned_stack=True)``, marked ``alignstack(64)``: such a function realigns its own frame,
+and its spills are aligned moves wherever it is called from. (Other functions go without: the
+realignment takes a frame pointer, a register, and the small orthogonal member ran slower with
+it.) None of this changes an instruction set
 (the CPU's features decide what exists: an AVX2-only CPU still gets 256-bit code) or the arithmetic:
 the kernels contract no multiply-adds unless they say so, and lane width does not change an
 elementwise result. Other Numba code in the process compiles as it would without warpinit: the
@@ -86,7 +88,7 @@ __all__ = [
 
 # The LLVM function attribute that lets a loop use the widest vectors the CPU has (see above).
 WIDE_VECTORS = '"prefer-vector-width"="512"'
-# The stack alignment, in bytes, every warpinit function keeps for its vector spills (see above).
+# The stack alignment, in bytes, of the functions compiled with ``cpu_jit(aligned_stack=True)``.
 STACK_ALIGNMENT = 64
 # What warpinit's code generation adds to Numba's: part of the on-disk cache's key.
 CODEGEN_MARK = (WIDE_VECTORS, "vectorizer-maximize-bandwidth with AVX-512", "forced lanes per vector ISA",
@@ -97,34 +99,36 @@ class _Attributes(llvmlite.ir.FunctionAttributes):
     _known = llvmlite.ir.FunctionAttributes._known | {WIDE_VECTORS}
 
 
-_WIDE_CONTEXTS: dict[type, type] = {}
+_WIDE_CONTEXTS: dict[tuple, type] = {}
 
 
-def _mark_wide(module) -> None:
+def _mark_wide(module, stack_alignment: int) -> None:
     for function in module.functions:
         if function.blocks:  # a definition, not a declaration
             attributes = _Attributes(function.attributes)
-            attributes.alignstack = max(function.attributes.alignstack or 0, STACK_ALIGNMENT)
+            attributes.alignstack = max(function.attributes.alignstack, stack_alignment)
             attributes.personality = function.attributes.personality
             attributes.add(WIDE_VECTORS)
             function.attributes = attributes
 
 
-def _wide_context(context):
-    """A copy of Numba's CPU target context whose lowered modules are marked for wide vectors (on x86;
-    elsewhere the context itself). Parallel loops are lowered through the same context, so the
-    functions Numba outlines from a ``prange`` are marked too."""
+def _wide_context(context, stack_alignment: int = 0):
+    """A copy of Numba's CPU target context whose lowered modules are marked for wide vectors and,
+    with a ``stack_alignment``, to realign their frames to it (on x86; elsewhere the context
+    itself). Parallel loops are lowered through the same context, so the functions Numba outlines
+    from a ``prange`` are marked too."""
     if not llvmlite.binding.get_process_triple().startswith(("x86_64", "i686", "i386")):
         return context
     base = type(context)
-    if base not in _WIDE_CONTEXTS:
+    if (base, stack_alignment) not in _WIDE_CONTEXTS:
         def post_lowering(self, module, library):
             base.post_lowering(self, module, library)
-            _mark_wide(module)
+            _mark_wide(module, stack_alignment)
 
-        _WIDE_CONTEXTS[base] = type("Wide" + base.__name__, (base,), {"post_lowering": post_lowering})
+        name = "Wide" + base.__name__ + (f"Aligned{stack_alignment}" if stack_alignment else "")
+        _WIDE_CONTEXTS[base, stack_alignment] = type(name, (base,), {"post_lowering": post_lowering})
     wide = copy.copy(context)  # as Numba makes its per-compilation subtargets
-    wide.__class__ = _WIDE_CONTEXTS[base]
+    wide.__class__ = _WIDE_CONTEXTS[base, stack_alignment]
     return wide
 
 
@@ -197,13 +201,15 @@ def _forced_lanes(codegen, lanes):
 
 class _Compiler(compiler.Compiler):
     """Numba's default pipeline, lowering through ``_wide_context``, vectorising under
-    ``_maximized_bandwidth`` (and ``_forced_lanes`` for a subclass that sets ``lanes``)."""
+    ``_maximized_bandwidth`` (and ``_forced_lanes`` for a subclass that sets ``lanes``; a subclass
+    that sets ``stack_alignment`` realigns its functions' frames)."""
 
     lanes = ()
+    stack_alignment = 0
 
     def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
-        self.state.targetctx = _wide_context(self.state.targetctx)
+        self.state.targetctx = _wide_context(self.state.targetctx, self.stack_alignment)
 
     @contextlib.contextmanager
     def _vectoriser(self):
@@ -220,14 +226,16 @@ class _Compiler(compiler.Compiler):
             return super().compile_ir(func_ir, lifted, lifted_from)
 
 
-_LANE_COMPILERS: dict[tuple, type] = {}
+_COMPILERS: dict[tuple, type] = {}
 
 
-def _compiler_with_lanes(lanes: tuple) -> type:
-    if lanes not in _LANE_COMPILERS:
-        name = "".join(f"{isa.capitalize()}{count}" for isa, count in lanes)
-        _LANE_COMPILERS[lanes] = type(f"_Compiler{name}Lanes", (_Compiler,), {"lanes": lanes})
-    return _LANE_COMPILERS[lanes]
+def _compiler_with(lanes: tuple, stack_alignment: int) -> type:
+    if (lanes, stack_alignment) not in _COMPILERS:
+        name = "".join(f"{isa.capitalize()}{count}" for isa, count in lanes) + "Lanes" * bool(lanes)
+        name += f"Aligned{stack_alignment}" if stack_alignment else ""
+        _COMPILERS[lanes, stack_alignment] = type(f"_Compiler{name}", (_Compiler,),
+                                                  {"lanes": lanes, "stack_alignment": stack_alignment})
+    return _COMPILERS[lanes, stack_alignment]
 
 
 # Options of every compiled CPU function: the NumPy error model keeps float division branch-free
@@ -235,7 +243,7 @@ def _compiler_with_lanes(lanes: tuple) -> type:
 CPU_OPTIONS = {"error_model": "numpy", "nogil": True, "pipeline_class": _Compiler}
 
 
-def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, **options):
+def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, aligned_stack: bool = False, **options):
     """``numba.njit`` with warpinit's CPU options (``CPU_OPTIONS``) and Numba's ``options`` (e.g.
     ``parallel=True``, ``forceinline=True``, ``fastmath={"contract"}``).
 
@@ -249,12 +257,18 @@ def cpu_jit(cache: bool = False, lanes: dict[str, int] | None = None, **options)
             value, which spill in the sampler loops; 16 keeps one register of float32 per value.
             On AVX2, 8 lanes (one register of float32 values) interleave a latency-bound loop's
             64-bit chains two registers at a time.
+        aligned_stack: the function realigns its frame to ``STACK_ALIGNMENT`` bytes (on x86), so
+            that its vector spills are aligned moves wherever it is called from: for loops that
+            keep more vectors live than there are registers (the sampler loops). It costs a frame
+            pointer, so other functions do without it.
     """
     if lanes:
         for isa, count in lanes.items():
             if isa not in ("avx512", "avx2") or not isinstance(count, int) or count < 1:
                 raise ValueError(f"lanes: expected {{'avx512' or 'avx2': a positive int}}, got {lanes!r}")
-        options = {**options, "pipeline_class": _compiler_with_lanes(tuple(sorted(lanes.items())))}
+    if lanes or aligned_stack:
+        pipeline = _compiler_with(tuple(sorted((lanes or {}).items())), STACK_ALIGNMENT if aligned_stack else 0)
+        options = {**options, "pipeline_class": pipeline}
 
     def compile_(py_func):
         dispatcher = numba.njit(**{**CPU_OPTIONS, **options})(py_func)

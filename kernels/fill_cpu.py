@@ -62,16 +62,18 @@ _U1 = np.uint64(1)
 _U2 = np.uint64(2)
 _U3 = np.uint64(3)
 
-_kernel = cpu_jit()
+# Every function of a span realigns its frame: the sampler loops spill many vectors, and each spill
+# is then an aligned move, whatever the callers' frames (see _jit).
+_kernel = cpu_jit(aligned_stack=True)
 # The group loops of the 16-bit kinds: their narrowest type is the 16-bit store, for which LLVM's
 # maximized bandwidth vectorises at 32 lanes, two registers for each float32 value, and the normal
 # loop then spilled; at 16 lanes it compiles as the float32 kind's does (bench/RESULTS.md).
-_loop_16bit = cpu_jit(lanes={"avx512": 16})
+_loop_16bit = cpu_jit(lanes={"avx512": 16}, aligned_stack=True)
 # The redraw pass's candidate loops: one Philox call and one transform per element, long chains of
 # dependent steps in 64-bit lanes. Sized by those words, AVX2 runs them four lanes an iteration and
 # waits on their latency; at eight, each iteration carries two independent registers of words
 # (bench/RESULTS.md).
-_candidate_loop = cpu_jit(lanes={"avx2": 8})
+_candidate_loop = cpu_jit(lanes={"avx2": 8}, aligned_stack=True)
 _driver = cpu_jit(parallel=True, cache=True)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
