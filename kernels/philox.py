@@ -178,6 +178,9 @@ def key_table(seeds, streams) -> np.ndarray:
         seeds: ints in [0, 2**64), one per row (or one for all rows).
         streams: ints in [0, 2**32), one per row (or one for all rows).
     """
+    if type(seeds) is int and type(streams) is int and 0 <= seeds < 1 << 64 and 0 <= streams < 1 << 64:
+        # One tensor's row, built without NumPy's elementwise machinery (a small call's common case).
+        return np.array([(seeds & 0xFFFFFFFF, seeds >> 32, streams)], dtype=np.uint64)
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
     streams = np.atleast_1d(np.asarray(streams, dtype=np.uint64))
     rows = max(seeds.size, streams.size)
