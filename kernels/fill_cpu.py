@@ -75,6 +75,9 @@ _loop_16bit = cpu_jit(lanes={"avx512": 16}, aligned_stack=True)
 # (bench/RESULTS.md).
 _candidate_loop = cpu_jit(lanes={"avx2": 8}, aligned_stack=True)
 _driver = cpu_jit(parallel=True, cache=True)
+# A block of one tile runs on the calling thread, without waking the thread pool (a small tensor's
+# call); the same template, its prange a plain loop.
+_serial_driver = cpu_jit(cache=True)
 
 # Names the templates below call, bound per output kind by ``_compile`` (see samplers.KINDS).
 emit = pending = candidate = compute_dtype = None
@@ -168,7 +171,7 @@ def _groups_robert53(out, o, g0, g1, k0, k1, stream, p, fmt, method):
     return rejected
 
 
-# A span of a run, the tiles' callback, and the parallel driver ------------------------------------
+# A span of a run, the tiles' callback, and the drivers ------------------------------------------
 
 
 def _fill_span_template(out, o, i, count, group, method, k0, k1, stream, p, fmt):
@@ -351,6 +354,9 @@ _COMPILED = {kind: _compile(kind, kind == "float64") for kind in KINDS}
 # ``tiles_callback``.
 SPANS = {kind: span for kind, (span, _) in _COMPILED.items()}
 DRIVERS = {kind: driver for kind, (_, driver) in _COMPILED.items()}
+# The driver of one-tile blocks, for every kind (it binds no kind's names; each kind's storage
+# dtype compiles a signature of its own).
+SERIAL_DRIVER = _serial_driver(specialize(_fill_template, "_serial"))
 _CALLBACKS: dict = {}
 
 
@@ -385,10 +391,14 @@ def launch(out: np.ndarray, block, plan, keys: np.ndarray) -> None:
     flat = out.reshape(-1).view(plan.storage_dtype)
     kind = kind_of(plan.double, plan.fmt)
     keys, base0, run_length, group, method, params, fmt = plan.kernel_arguments(block, keys)
-    arguments = (flat, *(np.ascontiguousarray(a, dtype=np.int64) for a in (block.lead_counts, block.lead_starts,
-                 block.lead_strides)), keys, base0, run_length, group, method, np.array(params), fmt)
-    with threads.parallel_section():
-        failures = DRIVERS[kind](np.int64(tiles_callback(kind).address), *arguments)
+    arguments = (np.int64(tiles_callback(kind).address), flat,
+                 *(np.ascontiguousarray(a, dtype=np.int64) for a in (block.lead_counts, block.lead_starts,
+                   block.lead_strides)), keys, base0, run_length, group, method, np.array(params), fmt)
+    if run_length <= TILE and flat.size == run_length:  # one tile
+        failures = SERIAL_DRIVER(*arguments)
+    else:
+        with threads.parallel_section():
+            failures = DRIVERS[kind](*arguments)
     if failures == ALLOCATION_FAILED:
         raise MemoryError(f"could not allocate the redraw buffers of a {TILE}-element tile")
     if failures:

@@ -1,6 +1,6 @@
 """C callbacks (``_jit.cpu_callback``): called by address from a compiled kernel, arrays passed by
 pointer, and an exception inside one reported through its result, up to the sampler's
-``MemoryError``."""
+``MemoryError``; a one-tile block calls its callback on the calling thread."""
 
 import numpy as np
 import pytest
@@ -54,8 +54,9 @@ def test_a_tile_that_could_not_allocate_is_a_memory_error(monkeypatch):
 
     callback = cpu_callback(tiles, fill_cpu._TILES_SIGNATURE, cache=False)
     monkeypatch.setattr(fill_cpu, "tiles_callback", lambda kind: callback)
-    with pytest.raises(MemoryError, match="redraw buffers"):
-        wi.truncated_normal(5 * fill_cpu.TILE, seed=1, device="cpu")
+    for size in (5 * fill_cpu.TILE, 100):  # the parallel driver; a one-tile block's serial one
+        with pytest.raises(MemoryError, match="redraw buffers"):
+            wi.truncated_normal(size, seed=1, device="cpu")
 
 
 def test_a_small_orthogonal_member_that_could_not_allocate_is_a_memory_error(monkeypatch):
@@ -70,3 +71,17 @@ def test_a_small_orthogonal_member_that_could_not_allocate_is_a_memory_error(mon
     monkeypatch.setitem(orthogonal._SMALL_DRIVERS, "float32", (callback, driver))
     with pytest.raises(MemoryError, match="2 of the 4 8 x 8 members"):
         wi.orthogonal((8, 8), batch=4, seed=1, device="cpu")
+
+
+def test_a_one_tile_block_runs_on_the_calling_thread_with_the_same_values(monkeypatch):
+    whole = wi.truncated_normal(3 * fill_cpu.TILE, seed=4, device="cpu")  # the parallel driver
+
+    def unused(*arguments):
+        raise AssertionError("a one-tile block went to the parallel driver")
+
+    monkeypatch.setattr(fill_cpu, "DRIVERS", dict.fromkeys(fill_cpu.DRIVERS, unused))
+    np.testing.assert_array_equal(wi.truncated_normal(fill_cpu.TILE, seed=4, device="cpu"), whole[:fill_cpu.TILE])
+    np.testing.assert_array_equal(wi.truncated_normal(3 * fill_cpu.TILE, seed=4, device="cpu",
+                                                      index=slice(5, 105)), whole[5:105])
+    with pytest.raises(AssertionError, match="parallel driver"):
+        wi.truncated_normal(fill_cpu.TILE + 1, seed=4, device="cpu")

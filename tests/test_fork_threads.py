@@ -74,10 +74,12 @@ def test_an_orthogonal_first_call_does_not_pick_openmp():
     assert child == "exit 0"
 
 
-@pytest.mark.parametrize("first", ["normal", "get_num_threads", "orthogonal_batch"])
+@pytest.mark.parametrize("first", ["normal", "small_normal", "get_num_threads", "orthogonal_batch"])
 def test_the_layer_is_chosen_whatever_the_first_call(first):
     calls = {
-        "normal": "wi.normal(10, seed=1, device='cpu')",
+        "normal": "wi.normal(10**5, seed=1, device='cpu')",
+        # a one-tile block runs on the calling thread: the threads start at the next, larger call
+        "small_normal": "wi.normal(10, seed=1, device='cpu'); wi.normal(10**5, seed=1, device='cpu')",
         # anything that imports warpinit.kernels chooses the layer before Numba can start its threads
         "get_num_threads": "import warpinit.kernels; numba.get_num_threads()",
         "orthogonal_batch": "wi.orthogonal((520, 520), batch=2, seed=1, device='cpu')",
@@ -99,7 +101,7 @@ def test_a_user_chosen_layer_is_kept_and_loads(layer):
     lines = _run(
         """
         import numba, warpinit as wi
-        wi.normal(10, seed=1, device="cpu")
+        wi.normal(10**5, seed=1, device="cpu")
         print(numba.threading_layer())
         """,
         NUMBA_THREADING_LAYER=layer,
