@@ -190,21 +190,15 @@ def variance_scaling(scale: float, mode: str, distribution: str, fan_in: float, 
     return uniform(-limit, limit)
 
 
-_NAMED_DTYPES: dict[str, np.dtype] = {}  # the names numpy_dtype has resolved (a face calls it per tensor)
-
-
 def numpy_dtype(dtype) -> np.dtype:
     """The NumPy dtype (ml_dtypes for bfloat16) of a float or complex (complex64, complex128) dtype
     name or type."""
     from . import _complex
 
-    if isinstance(dtype, str) and dtype in _NAMED_DTYPES:
-        return _NAMED_DTYPES[dtype]
     resolved = _complex.dtype_of(dtype)
-    resolved = _complex.resolve("warpinit", resolved) if resolved is not None else _args.dtype("warpinit", dtype, None)
-    if isinstance(dtype, str):  # a valid name: an invalid one has raised
-        _NAMED_DTYPES[dtype] = resolved
-    return resolved
+    if resolved is not None:
+        return _complex.resolve("warpinit", resolved)
+    return _args.dtype("warpinit", dtype, None)
 
 
 def plan_of(distribution, dtype: np.dtype):
